@@ -1,0 +1,1 @@
+"""Delivery core: models, message parameters, targeting, and the services that accept sends."""

@@ -1,0 +1,144 @@
+"""The records the delivery core works with: apps, devices, messages, deliveries."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from typing import Any
+
+
+class TargetKind(enum.StrEnum):
+    REGID = "regid"
+    ALIAS = "alias"
+    ACCOUNT = "user_account"
+    TOPIC = "topic"
+    MULTI_TOPIC = "multi_topic"
+    ALL = "all"
+
+    @property
+    def is_broadcast(self) -> bool:
+        return self in (TargetKind.TOPIC, TargetKind.MULTI_TOPIC, TargetKind.ALL)
+
+
+class TopicOp(enum.StrEnum):
+    UNION = "UNION"
+    INTERSECTION = "INTERSECTION"
+    EXCEPT = "EXCEPT"
+
+
+@dataclasses.dataclass(frozen=True)
+class App:
+    app_id: str
+    name: str
+    package: str
+    app_key_hash: str
+    secret_hash: str
+    privacy_policy_version: str | None
+    created_at: int
+
+
+@dataclasses.dataclass(frozen=True)
+class NewApp:
+    """An app just created: the only time its AppKey and AppSecret exist in clear."""
+
+    app: App
+    app_key: str
+    app_secret: str
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "app_id": self.app.app_id,
+            "app_key": self.app_key,
+            "app_secret": self.app_secret,
+            "package": self.app.package,
+            "name": self.app.name,
+            "privacy_policy_version": self.app.privacy_policy_version,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceInfo:
+    """What the device SDK reports when it registers an app."""
+
+    sdk_name: str = ""
+    sdk_version: str = ""
+    app_version: str = ""
+    locale: str = ""
+    model: str = ""
+    consent_version: str | None = None
+    consent_at: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    reg_id: str
+    app_id: str
+    uaid: str
+    account: str | None
+    info: DeviceInfo
+    last_seq: int
+    log_cursor: int
+    dropped: int
+    aliases: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Notification:
+    """The part of a message the device sees (the Mi Push message field set)."""
+
+    title: str = ""
+    description: str = ""
+    payload: str = ""
+    pass_through: int = 0
+    notify_type: int = -1
+    notify_id: int | None = None
+    extra: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Notification:
+        return cls(**json.loads(text))
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    msg_id: str
+    app_id: str
+    kind: TargetKind
+    notification: Notification
+    created_at: int
+    expires_at: int
+    topics: tuple[str, ...] = ()
+    topic_op: TopicOp = TopicOp.UNION
+
+    @property
+    def jobkey(self) -> str | None:
+        return self.notification.extra.get("jobkey")
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One inbox entry ready to go to a device. ``msg_id`` None is the resync marker."""
+
+    reg_id: str
+    seq: int
+    msg_id: str | None
+    body: str | None
+    expires_at: int
+
+    @property
+    def is_resync(self) -> bool:
+        return self.msg_id is None
+
+
+@dataclasses.dataclass(frozen=True)
+class UnicastResult:
+    """Outcome of storing a unicast send: which devices got it, which targets were unknown."""
+
+    reg_ids: tuple[str, ...]
+    bad_targets: tuple[str, ...]
+    dropped: int = 0

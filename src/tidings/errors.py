@@ -1,0 +1,51 @@
+"""The one exception root of Tidings and its tree.
+
+::
+
+    TidingsError
+    ├── ConfigError            bad settings or command-line values
+    ├── StoreError             the storage engine failed
+    │   └── StoreUnavailable   the database cannot be reached right now (answer 503 / 10002)
+    ├── ProtocolError          a device frame broke the protocol (closes the connection)
+    └── ApiError               a request was refused; carries a Mi Push error code and a reason
+
+Foreign exceptions (sqlite3, psycopg, websockets) are converted at the boundary of the module
+that calls them; nothing above the store sees a driver exception.
+"""
+
+from __future__ import annotations
+
+
+class TidingsError(Exception):
+    """Root of every error Tidings raises on purpose."""
+
+
+class ConfigError(TidingsError):
+    """A setting or a command-line value is invalid."""
+
+
+class StoreError(TidingsError):
+    """The storage engine failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now; the caller may retry later."""
+
+
+class ProtocolError(TidingsError):
+    """A device broke the protocol badly enough that the connection must close."""
+
+    def __init__(self, reason: str, close_code: int = 1008) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.close_code = close_code
+
+
+class ApiError(TidingsError):
+    """A request refused with a Mi Push error code (see tidings.api.codes)."""
+
+    def __init__(self, code: int, reason: str, data: dict[str, object] | None = None) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+        self.data = data

@@ -1,0 +1,99 @@
+"""Settings declared once, as data: name, default, help. Read at the edge, passed down as objects.
+
+Every setting can be given as an environment variable ``TIDINGS_<NAME>`` (upper case) or, for
+``tidings serve``, as a flag ``--<name-with-dashes>``. ``docs/operations.md`` documents each one; a
+test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from tidings.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "./data", "Directory for the SQLite database files."),
+    Setting("database_url", "", "PostgreSQL URL (postgresql://...); empty means SQLite in data_dir."),
+    Setting("host", "127.0.0.1", "Address the HTTP API and the device gateway listen on."),
+    Setting("port", 8470, "Port of the HTTP API (sender API)."),
+    Setting("gateway_port", 8471, "Port of the device gateway (WebSocket)."),
+    Setting("public_url", "", "Base URL of the HTTP API as devices and senders see it."),
+    Setting("ttl_default_ms", 86_400_000, "Message time to live when a send gives none (1 day)."),
+    Setting("ttl_max_ms", 864_000_000, "Largest time_to_live a send may ask for (10 days)."),
+    Setting("backlog_cap", 1000, "Stored messages kept per offline device before the oldest go."),
+    Setting("max_targets", 1000, "Most regIds / aliases / accounts in one send."),
+    Setting("max_frame_bytes", 65536, "Largest WebSocket message a device may send."),
+    Setting("send_buffer_bytes", 1_048_576, "Per-connection outbound buffer; above it the device is cut off."),
+    Setting("inflight_window", 100, "Messages sent to one device and not yet acked, at most."),
+    Setting("ack_timeout_s", 30.0, "Seconds before an unacked message is sent again."),
+    Setting("hello_timeout_s", 10.0, "Seconds a new connection has to send its hello."),
+    Setting("ping_interval_s", 60.0, "Seconds of silence before the gateway pings a device."),
+    Setting("ping_timeout_s", 30.0, "Seconds a pinged device has to answer before it is dropped."),
+    Setting("sweep_interval_s", 60.0, "Seconds between sweeps that delete expired messages."),
+    Setting("sqlite_batch", 512, "Most queued writes committed in one SQLite transaction."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    kind = type(setting.default)
+    if isinstance(value, kind):
+        return value
+    try:
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is bool:
+            return str(value).lower() in ("1", "true", "yes", "on")
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {setting.name}: cannot read {value!r} as {kind.__name__}") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Resolved settings; build with :func:`load`."""
+
+    values: Mapping[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        return load(env={}, overrides={**self.values, **changes})
+
+
+def load(env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults, then ``TIDINGS_*`` environment variables, then explicit overrides (flags)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = env.get("TIDINGS_" + s.name.upper())
+        values[s.name] = s.default if raw is None else _coerce(s, raw)
+    for name, value in (overrides or {}).items():
+        if name not in _BY_NAME:
+            raise ConfigError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = _coerce(_BY_NAME[name], value)
+    for name in ("ttl_default_ms", "ttl_max_ms", "backlog_cap", "max_targets", "inflight_window"):
+        if values[name] <= 0:
+            raise ConfigError(f"setting {name} must be positive")
+    if values["ttl_default_ms"] > values["ttl_max_ms"]:
+        raise ConfigError("ttl_default_ms must not exceed ttl_max_ms")
+    return Settings(values)

@@ -1,0 +1,491 @@
+"""Store operations, written once as plain functions over a :class:`Tx`.
+
+Both engines run these: SQLite on its single writer thread (many operations per transaction,
+each in a savepoint) and PostgreSQL on pooled connections (one transaction each). Every function
+takes the transaction first and returns plain values or records from ``tidings.core.models``.
+Ownership and idempotency live here, in unique keys and conditional updates, not in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
+
+from tidings import ids
+from tidings.core.models import (
+    App,
+    Delivery,
+    Device,
+    DeviceInfo,
+    Message,
+    TargetKind,
+    TopicOp,
+    UnicastResult,
+)
+from tidings.core.topics import matches
+from tidings.store.schema import MIGRATIONS
+
+CHUNK = 500
+NEVER = 2**62  # expiry of the resync marker
+
+
+class Tx(Protocol):
+    """The little an operation needs from a database transaction (``?`` placeholders)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def rowcount(self) -> int: ...
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# --- schema -------------------------------------------------------------------------------------
+
+
+def schema_version(tx: Tx) -> int:
+    row = tx.one("SELECT max(version) FROM schema_version")
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(tx: Tx) -> int:
+    """Apply every migration newer than the database; return the resulting version."""
+    tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)")
+    current = schema_version(tx)
+    for version, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        for sql in statements:
+            tx.execute(sql)
+        tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        current = version
+    return current
+
+
+# --- apps ---------------------------------------------------------------------------------------
+
+_APP_COLS = "app_id, name, package, app_key_hash, secret_hash, privacy_policy_version, created_at"
+
+
+def create_app(tx: Tx, app: App) -> None:
+    tx.execute(
+        f"INSERT INTO apps ({_APP_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            app.app_id,
+            app.name,
+            app.package,
+            app.app_key_hash,
+            app.secret_hash,
+            app.privacy_policy_version,
+            app.created_at,
+        ),
+    )
+
+
+def app_by_secret_hash(tx: Tx, secret_hash: str) -> App | None:
+    row = tx.one(f"SELECT {_APP_COLS} FROM apps WHERE secret_hash = ?", (secret_hash,))
+    return App(*row) if row else None
+
+
+def app_by_id(tx: Tx, app_id: str) -> App | None:
+    row = tx.one(f"SELECT {_APP_COLS} FROM apps WHERE app_id = ?", (app_id,))
+    return App(*row) if row else None
+
+
+def app_by_package(tx: Tx, package: str) -> App | None:
+    row = tx.one(f"SELECT {_APP_COLS} FROM apps WHERE package = ?", (package,))
+    return App(*row) if row else None
+
+
+def list_apps(tx: Tx) -> list[App]:
+    return [App(*r) for r in tx.all(f"SELECT {_APP_COLS} FROM apps ORDER BY created_at")]
+
+
+# --- devices ------------------------------------------------------------------------------------
+
+
+def register_device(tx: Tx, app_id: str, uaid: str, info: DeviceInfo, now: int) -> str:
+    """Return the device's regId for this app, creating it on first registration.
+
+    One regId per (device, app): registering again refreshes what the SDK reported and keeps the
+    regId. A new device starts at the app's current broadcast log head, so it does not receive
+    broadcasts sent before it existed.
+    """
+    row = tx.one("SELECT reg_id FROM devices WHERE app_id = ? AND uaid = ?", (app_id, uaid))
+    fields = (
+        info.sdk_name,
+        info.sdk_version,
+        info.app_version,
+        info.locale,
+        info.model,
+    )
+    if row:
+        reg_id = str(row[0])
+        tx.execute(
+            "UPDATE devices SET sdk_name = ?, sdk_version = ?, app_version = ?, locale = ?,"
+            " model = ? WHERE reg_id = ?",
+            (*fields, reg_id),
+        )
+    else:
+        reg_id = ids.reg_id()
+        tx.execute(
+            "INSERT INTO devices (reg_id, app_id, uaid, sdk_name, sdk_version, app_version, locale,"
+            " model, log_cursor, created_at)"
+            " SELECT ?, ?, ?, ?, ?, ?, ?, ?, log_head, ? FROM apps WHERE app_id = ?",
+            (reg_id, app_id, uaid, *fields, now, app_id),
+        )
+    if info.consent_version is not None:
+        tx.execute(
+            "UPDATE devices SET consent_version = ?, consent_at = ? WHERE reg_id = ?",
+            (info.consent_version, info.consent_at or now, reg_id),
+        )
+    return reg_id
+
+
+def unregister_device(tx: Tx, reg_id: str) -> bool:
+    for table in ("aliases", "topic_subs", "inbox"):
+        tx.execute(f"DELETE FROM {table} WHERE reg_id = ?", (reg_id,))
+    tx.execute("DELETE FROM devices WHERE reg_id = ?", (reg_id,))
+    return tx.rowcount() > 0
+
+
+def get_device(tx: Tx, reg_id: str) -> Device | None:
+    row = tx.one(
+        "SELECT reg_id, app_id, uaid, account, sdk_name, sdk_version, app_version, locale, model,"
+        " consent_version, consent_at, last_seq, log_cursor, dropped FROM devices WHERE reg_id = ?",
+        (reg_id,),
+    )
+    if not row:
+        return None
+    aliases = tuple(r[0] for r in tx.all("SELECT alias FROM aliases WHERE reg_id = ?", (reg_id,)))
+    topics = tuple(r[0] for r in tx.all("SELECT topic FROM topic_subs WHERE reg_id = ?", (reg_id,)))
+    info = DeviceInfo(*row[4:11])
+    return Device(
+        reg_id=row[0],
+        app_id=row[1],
+        uaid=row[2],
+        account=row[3],
+        info=info,
+        last_seq=row[11],
+        log_cursor=row[12],
+        dropped=row[13],
+        aliases=tuple(sorted(aliases)),
+        topics=tuple(sorted(topics)),
+    )
+
+
+def set_alias(tx: Tx, app_id: str, reg_id: str, alias: str) -> None:
+    """An alias names one device of an app; setting it on another device moves it there."""
+    tx.execute(
+        "INSERT INTO aliases (app_id, alias, reg_id) VALUES (?, ?, ?)"
+        " ON CONFLICT (app_id, alias) DO UPDATE SET reg_id = excluded.reg_id",
+        (app_id, alias, reg_id),
+    )
+
+
+def unset_alias(tx: Tx, app_id: str, reg_id: str, alias: str) -> bool:
+    tx.execute(
+        "DELETE FROM aliases WHERE app_id = ? AND alias = ? AND reg_id = ?", (app_id, alias, reg_id)
+    )
+    return tx.rowcount() > 0
+
+
+def set_account(tx: Tx, reg_id: str, account: str | None) -> None:
+    tx.execute("UPDATE devices SET account = ? WHERE reg_id = ?", (account, reg_id))
+
+
+def subscribe(tx: Tx, app_id: str, reg_ids: Sequence[str], topic: str) -> None:
+    tx.many(
+        "INSERT INTO topic_subs (app_id, topic, reg_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        [(app_id, topic, r) for r in reg_ids],
+    )
+
+
+def unsubscribe(tx: Tx, app_id: str, reg_ids: Sequence[str], topic: str) -> None:
+    tx.many(
+        "DELETE FROM topic_subs WHERE app_id = ? AND topic = ? AND reg_id = ?",
+        [(app_id, topic, r) for r in reg_ids],
+    )
+
+
+# --- target resolution --------------------------------------------------------------------------
+
+
+def known_regids(tx: Tx, app_id: str, reg_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in _chunks(list(dict.fromkeys(reg_ids))):
+        rows = tx.all(
+            f"SELECT reg_id FROM devices WHERE app_id = ? AND reg_id IN ({_marks(len(part))})",
+            (app_id, *part),
+        )
+        found.update(r[0] for r in rows)
+    return found
+
+
+def resolve_aliases(tx: Tx, app_id: str, aliases: Sequence[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in _chunks(list(dict.fromkeys(aliases))):
+        rows = tx.all(
+            f"SELECT alias, reg_id FROM aliases WHERE app_id = ? AND alias IN ({_marks(len(part))})",
+            (app_id, *part),
+        )
+        found.update((r[0], r[1]) for r in rows)
+    return found
+
+
+def resolve_accounts(tx: Tx, app_id: str, accounts: Sequence[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for part in _chunks(list(dict.fromkeys(accounts))):
+        rows = tx.all(
+            f"SELECT account, reg_id FROM devices WHERE app_id = ?"
+            f" AND account IN ({_marks(len(part))}) ORDER BY reg_id",
+            (app_id, *part),
+        )
+        for account, reg_id in rows:
+            found.setdefault(account, []).append(reg_id)
+    return found
+
+
+def resolve_targets(
+    tx: Tx, app_id: str, kind: TargetKind, targets: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Map regIds / aliases / accounts to regIds; return (reg_ids, unknown targets)."""
+    if kind is TargetKind.REGID:
+        known = known_regids(tx, app_id, targets)
+        good = [t for t in dict.fromkeys(targets) if t in known]
+        return good, [t for t in targets if t not in known]
+    if kind is TargetKind.ALIAS:
+        by_alias = resolve_aliases(tx, app_id, targets)
+        regs = list(dict.fromkeys(by_alias[t] for t in targets if t in by_alias))
+        return regs, [t for t in targets if t not in by_alias]
+    if kind is TargetKind.ACCOUNT:
+        by_account = resolve_accounts(tx, app_id, targets)
+        regs = list(dict.fromkeys(r for t in targets for r in by_account.get(t, ())))
+        return regs, [t for t in targets if t not in by_account]
+    raise ValueError(f"not a unicast target kind: {kind}")
+
+
+# --- messages and inboxes -----------------------------------------------------------------------
+
+
+def _insert_message(tx: Tx, m: Message, log_offset: int | None) -> None:
+    tx.execute(
+        "INSERT INTO messages (msg_id, app_id, kind, body, topics, topic_op, created_at,"
+        " expires_at, log_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            m.msg_id,
+            m.app_id,
+            m.kind.value,
+            m.notification.to_json(),
+            json.dumps(list(m.topics)) if m.topics else "",
+            m.topic_op.value,
+            m.created_at,
+            m.expires_at,
+            log_offset,
+        ),
+    )
+
+
+def _push_inbox(tx: Tx, reg_id: str, items: Sequence[tuple[str, int]], cap: int) -> int:
+    """Append (msg_id, expires_at) items to one device's inbox; return how many old ones dropped."""
+    row = tx.one(
+        "UPDATE devices SET last_seq = last_seq + ? WHERE reg_id = ? RETURNING last_seq",
+        (len(items), reg_id),
+    )
+    if row is None:
+        return 0
+    last = int(row[0])
+    first = last - len(items) + 1
+    tx.many(
+        "INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, ?, ?)",
+        [(reg_id, first + i, msg_id, exp) for i, (msg_id, exp) in enumerate(items)],
+    )
+    oldest = tx.one("SELECT min(seq) FROM inbox WHERE reg_id = ?", (reg_id,))
+    if oldest is None or oldest[0] is None or last - int(oldest[0]) + 1 <= cap:
+        return 0
+    return _enforce_cap(tx, reg_id, cap)
+
+
+def _enforce_cap(tx: Tx, reg_id: str, cap: int) -> int:
+    """Drop the oldest messages above ``cap`` and queue one resync marker in their place."""
+    count = tx.one(
+        "SELECT count(*) FROM inbox WHERE reg_id = ? AND msg_id IS NOT NULL", (reg_id,)
+    )
+    excess = int(count[0]) - cap if count else 0
+    if excess <= 0:
+        return 0
+    victims = [
+        int(r[0])
+        for r in tx.all(
+            "SELECT seq FROM inbox WHERE reg_id = ? AND msg_id IS NOT NULL ORDER BY seq LIMIT ?",
+            (reg_id, excess),
+        )
+    ]
+    tx.many("DELETE FROM inbox WHERE reg_id = ? AND seq = ?", [(reg_id, s) for s in victims])
+    if tx.one("SELECT 1 FROM inbox WHERE reg_id = ? AND msg_id IS NULL", (reg_id,)) is None:
+        tx.execute(
+            "INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, NULL, ?)",
+            (reg_id, victims[0], NEVER),
+        )
+    tx.execute("UPDATE devices SET dropped = dropped + ? WHERE reg_id = ?", (excess, reg_id))
+    return excess
+
+
+def send_unicast(
+    tx: Tx, message: Message, targets: Sequence[str], cap: int, store: bool = True
+) -> UnicastResult:
+    """Resolve targets and, when any is known, commit the message and one inbox row per device.
+
+    With ``store`` False (TTL 0, only_send_once) nothing is written: targets are only resolved.
+    """
+    reg_ids, bad = resolve_targets(tx, message.app_id, message.kind, targets)
+    if not reg_ids or not store:
+        return UnicastResult(tuple(reg_ids), tuple(bad))
+    _insert_message(tx, message, None)
+    dropped = 0
+    for reg_id in sorted(reg_ids):  # a fixed order avoids deadlocks between concurrent sends
+        dropped += _push_inbox(tx, reg_id, [(message.msg_id, message.expires_at)], cap)
+    return UnicastResult(tuple(reg_ids), tuple(bad), dropped)
+
+
+def append_log(tx: Tx, message: Message) -> int:
+    """Commit a topic / multi-topic / all message once, in the app's log; return its offset."""
+    row = tx.one(
+        "UPDATE apps SET log_head = log_head + 1 WHERE app_id = ? RETURNING log_head",
+        (message.app_id,),
+    )
+    if row is None:
+        raise LookupError(message.app_id)
+    offset = int(row[0])
+    _insert_message(tx, message, offset)
+    return offset
+
+
+def catch_up(tx: Tx, app_id: str, reg_ids: Sequence[str], now: int, cap: int) -> list[str]:
+    """Copy unexpired log messages past each device's cursor into its inbox, if it matches them.
+
+    Returns the devices that got new inbox entries. Runs when a device connects and, for
+    connected devices, when the log grows: broadcast costs O(1) writes at send time and one row
+    per device only for devices that actually come to fetch it.
+    """
+    head_row = tx.one("SELECT log_head FROM apps WHERE app_id = ?", (app_id,))
+    if head_row is None:
+        return []
+    head = int(head_row[0])
+    cursors: dict[str, int] = {}
+    for part in _chunks(list(reg_ids)):
+        rows = tx.all(
+            f"SELECT reg_id, log_cursor FROM devices WHERE app_id = ? AND log_cursor < ?"
+            f" AND reg_id IN ({_marks(len(part))})",
+            (app_id, head, *part),
+        )
+        cursors.update((r[0], int(r[1])) for r in rows)
+    if not cursors:
+        return []
+    low = min(cursors.values())
+    entries = [
+        (msg_id, int(offset), TargetKind(kind), tuple(json.loads(topics)) if topics else (),
+         TopicOp(op), int(expires))
+        for msg_id, offset, kind, topics, op, expires in tx.all(
+            "SELECT msg_id, log_offset, kind, topics, topic_op, expires_at FROM messages"
+            " WHERE app_id = ? AND log_offset > ? AND log_offset <= ? AND expires_at > ?"
+            " ORDER BY log_offset",
+            (app_id, low, head, now),
+        )
+    ]
+    wanted_topics = sorted({t for e in entries for t in e[3]})
+    subscribed = _subscriptions(tx, app_id, list(cursors), wanted_topics) if wanted_topics else {}
+    touched: list[str] = []
+    for reg_id in sorted(cursors):
+        cursor = cursors[reg_id]
+        mine = subscribed.get(reg_id, set())
+        items = [
+            (msg_id, expires)
+            for msg_id, offset, kind, topics, op, expires in entries
+            if offset > cursor and matches(kind, topics, op, mine)
+        ]
+        tx.execute("UPDATE devices SET log_cursor = ? WHERE reg_id = ?", (head, reg_id))
+        if items:
+            _push_inbox(tx, reg_id, items, cap)
+            touched.append(reg_id)
+    return touched
+
+
+def _subscriptions(
+    tx: Tx, app_id: str, reg_ids: Sequence[str], topics: Sequence[str]
+) -> dict[str, set[str]]:
+    """The subset of ``topics`` each device subscribes to (all its topics when there are many)."""
+    few = len(topics) <= 100
+    topic_sql = f" AND topic IN ({_marks(len(topics))})" if few else ""
+    topic_args = tuple(topics) if few else ()
+    subscribed: dict[str, set[str]] = {}
+    for part in _chunks(reg_ids, CHUNK):
+        rows = tx.all(
+            f"SELECT reg_id, topic FROM topic_subs WHERE app_id = ?{topic_sql}"
+            f" AND reg_id IN ({_marks(len(part))})",
+            (app_id, *topic_args, *part),
+        )
+        for reg_id, topic in rows:
+            subscribed.setdefault(reg_id, set()).add(topic)
+    return subscribed
+
+
+def pending(tx: Tx, reg_id: str, after_seq: int, now: int, limit: int) -> list[Delivery]:
+    """Unexpired inbox entries of a device after ``after_seq``, in sequence order."""
+    rows = tx.all(
+        "SELECT i.seq, i.msg_id, m.body, i.expires_at FROM inbox i"
+        " LEFT JOIN messages m ON m.msg_id = i.msg_id"
+        " WHERE i.reg_id = ? AND i.seq > ? AND i.expires_at > ? ORDER BY i.seq LIMIT ?",
+        (reg_id, after_seq, now, limit),
+    )
+    return [Delivery(reg_id, int(seq), msg_id, body, int(exp)) for seq, msg_id, body, exp in rows]
+
+
+def ack(tx: Tx, acks: Sequence[tuple[str, int, str]]) -> int:
+    """Delete acknowledged inbox entries: (reg_id, seq, msg_id or '' for the resync marker).
+
+    Matching the message id too means a late ack can never delete a marker or message that
+    took over the same sequence number.
+    """
+    tx.many(
+        "DELETE FROM inbox WHERE reg_id = ? AND seq = ? AND coalesce(msg_id, '') = ?",
+        list(acks),
+    )
+    return len(acks)
+
+
+def topic_members(
+    tx: Tx, app_id: str, reg_ids: Sequence[str], kind: TargetKind, topics: Sequence[str],
+    op: TopicOp,
+) -> list[str]:
+    """Which of these devices an unstored (TTL 0) broadcast reaches."""
+    if kind is TargetKind.ALL:
+        return list(reg_ids)
+    subscribed = _subscriptions(tx, app_id, list(reg_ids), list(topics))
+    return [r for r in reg_ids if matches(kind, topics, op, subscribed.get(r, set()))]
+
+
+def sweep_expired(tx: Tx, now: int) -> tuple[int, int]:
+    """Delete expired inbox entries and messages; return how many of each."""
+    tx.execute("DELETE FROM inbox WHERE expires_at <= ?", (now,))
+    inbox = tx.rowcount()
+    tx.execute("DELETE FROM messages WHERE expires_at <= ?", (now,))
+    return inbox, tx.rowcount()
+
+
+def counts(tx: Tx) -> dict[str, int]:
+    """Row counts per table (operations and tests)."""
+    out = {}
+    for table in ("apps", "devices", "aliases", "topic_subs", "messages", "inbox"):
+        row = tx.one(f"SELECT count(*) FROM {table}")
+        out[table] = int(row[0]) if row else 0
+    return out

@@ -1,0 +1,82 @@
+"""Versioned schema migrations, shared by SQLite and PostgreSQL.
+
+Each migration is a list of statements that both engines accept. Append new versions; never edit
+an old one. Table names live here and in ``ops.py`` only.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE apps (
+                app_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                package TEXT NOT NULL UNIQUE,
+                app_key_hash TEXT NOT NULL,
+                secret_hash TEXT NOT NULL UNIQUE,
+                privacy_policy_version TEXT,
+                created_at BIGINT NOT NULL,
+                log_head BIGINT NOT NULL DEFAULT 0
+            )""",
+            """CREATE TABLE devices (
+                reg_id TEXT PRIMARY KEY,
+                app_id TEXT NOT NULL REFERENCES apps(app_id),
+                uaid TEXT NOT NULL,
+                account TEXT,
+                sdk_name TEXT NOT NULL DEFAULT '',
+                sdk_version TEXT NOT NULL DEFAULT '',
+                app_version TEXT NOT NULL DEFAULT '',
+                locale TEXT NOT NULL DEFAULT '',
+                model TEXT NOT NULL DEFAULT '',
+                consent_version TEXT,
+                consent_at BIGINT,
+                last_seq BIGINT NOT NULL DEFAULT 0,
+                log_cursor BIGINT NOT NULL DEFAULT 0,
+                dropped BIGINT NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL,
+                UNIQUE (app_id, uaid)
+            )""",
+            "CREATE INDEX devices_account ON devices (app_id, account)",
+            """CREATE TABLE aliases (
+                app_id TEXT NOT NULL,
+                alias TEXT NOT NULL,
+                reg_id TEXT NOT NULL,
+                PRIMARY KEY (app_id, alias)
+            )""",
+            "CREATE INDEX aliases_reg ON aliases (reg_id)",
+            """CREATE TABLE topic_subs (
+                app_id TEXT NOT NULL,
+                topic TEXT NOT NULL,
+                reg_id TEXT NOT NULL,
+                PRIMARY KEY (app_id, topic, reg_id)
+            )""",
+            "CREATE INDEX topic_subs_reg ON topic_subs (reg_id)",
+            """CREATE TABLE messages (
+                msg_id TEXT PRIMARY KEY,
+                app_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                body TEXT NOT NULL,
+                topics TEXT NOT NULL DEFAULT '',
+                topic_op TEXT NOT NULL DEFAULT 'UNION',
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                log_offset BIGINT
+            )""",
+            """CREATE UNIQUE INDEX messages_log ON messages (app_id, log_offset)
+                WHERE log_offset IS NOT NULL""",
+            "CREATE INDEX messages_expiry ON messages (expires_at)",
+            """CREATE TABLE inbox (
+                reg_id TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                msg_id TEXT,
+                expires_at BIGINT NOT NULL,
+                PRIMARY KEY (reg_id, seq)
+            )""",
+            "CREATE INDEX inbox_expiry ON inbox (expires_at)",
+        ],
+    ),
+]
+
+LATEST = MIGRATIONS[-1][0]

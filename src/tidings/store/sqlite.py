@@ -1,0 +1,198 @@
+"""SQLite engine: WAL, one writer thread fed by a queue with group commit, readers on a pool.
+
+Writes from every coroutine are queued; the writer takes up to ``batch`` of them, runs each in a
+savepoint inside one ``BEGIN IMMEDIATE`` transaction and commits with ``synchronous=FULL`` (the
+commit is fsync'd), then settles each caller's future. A failing operation rolls back to its own
+savepoint and fails alone. Only after the commit returns does any caller see success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tidings.errors import StoreError
+
+T = TypeVar("T")
+log = logging.getLogger("tidings.store")
+
+_STOP = object()
+
+
+class SQLiteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._cur = conn.cursor()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cur.execute(sql, params)
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._cur.executemany(sql, rows)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        self._cur.execute(sql, params)
+        row = self._cur.fetchone()
+        self._cur.fetchall()  # finish the statement (RETURNING needs it)
+        return row  # type: ignore[no-any-return]
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cur.execute(sql, params)
+        return self._cur.fetchall()
+
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+
+def _connect(path: str, readonly: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    if readonly:
+        conn.execute("PRAGMA query_only = 1")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
+class SQLiteEngine:
+    """One database file. ``batch`` bounds how many queued writes share a commit."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str | Path, batch: int = 512, readers: int = 2) -> None:
+        self.path = str(path)
+        self._batch = batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="tidings-sqlite-read")
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    async def start(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writer = threading.Thread(
+            target=self._run_writer, args=(asyncio.get_running_loop(), ready),
+            name="tidings-sqlite-writer", daemon=True,
+        )
+        self._writer.start()
+        await ready
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._read_conns:
+                conn.close()
+            self._read_conns.clear()
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._writer is None:
+            raise StoreError("store is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.put((fn, args, fut, loop))
+        return await fut
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._read_call, fn, args)
+
+    def _read_call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = _connect(self.path, readonly=True)
+            with self._lock:
+                self._read_conns.append(conn)
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(SQLiteTx(conn), *args)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite read failed: {exc}") from exc
+
+    def _run_writer(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
+        try:
+            conn = _connect(self.path)
+        except sqlite3.Error as exc:
+            err = StoreError(f"cannot open {self.path}: {exc}")
+            loop.call_soon_threadsafe(_settle, ready, None, err)
+            return
+        loop.call_soon_threadsafe(_settle, ready, None, None)
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    break
+                batch = [item]
+                stop = False
+                while len(batch) < self._batch:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._commit_batch(conn, batch)
+                if stop:
+                    break
+        finally:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
+        outcomes: list[tuple[Any, Any, Any, BaseException | None]] = []
+        tx = SQLiteTx(conn)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, args, fut, loop in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    result = fn(tx, *args)
+                except Exception as exc:  # one failing operation must not stop the writer
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    error: BaseException = exc
+                    if isinstance(exc, sqlite3.Error):
+                        error = StoreError(f"sqlite write failed: {exc}")
+                        error.__cause__ = exc
+                    outcomes.append((fut, loop, None, error))
+                else:
+                    conn.execute("RELEASE op")
+                    outcomes.append((fut, loop, result, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("sqlite commit failed: %s", exc)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            err = StoreError(f"sqlite commit failed: {exc}")
+            outcomes = [(b[2], b[3], None, err) for b in batch]
+        for fut, loop, result, error in outcomes:
+            loop.call_soon_threadsafe(_settle, fut, result, error)

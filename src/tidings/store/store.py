@@ -1,0 +1,163 @@
+"""The storage port: every durable thing Tidings does, as async methods over an engine.
+
+``Store`` is the one interface the rest of Tidings uses; it runs the operations of
+``tidings.store.ops`` on a :class:`~tidings.store.engine.Engine` (SQLite or PostgreSQL). The two
+engines pass the same contract suite (``tests/store/test_contract.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from tidings import ids
+from tidings.clock import Clock, SystemClock
+from tidings.core.models import (
+    App,
+    Delivery,
+    Device,
+    DeviceInfo,
+    Message,
+    NewApp,
+    TargetKind,
+    TopicOp,
+    UnicastResult,
+)
+from tidings.settings import Settings
+from tidings.store import ops
+from tidings.store.engine import Engine
+
+
+class Store:
+    def __init__(self, engine: Engine, clock: Clock | None = None, backlog_cap: int = 1000) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self.backlog_cap = backlog_cap
+
+    async def start(self) -> None:
+        await self.engine.start()
+        await self.engine.write(_migrate, self.engine.name)
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    async def schema_version(self) -> int:
+        return await self.engine.read(ops.schema_version)
+
+    # apps
+    async def create_app(
+        self, name: str, package: str, privacy_policy_version: str | None = None
+    ) -> NewApp:
+        key, secret = ids.app_key(), ids.app_secret()
+        app = App(
+            app_id=ids.app_id(),
+            name=name,
+            package=package,
+            app_key_hash=ids.secret_hash(key),
+            secret_hash=ids.secret_hash(secret),
+            privacy_policy_version=privacy_policy_version,
+            created_at=self.clock.now_ms(),
+        )
+        await self.engine.write(ops.create_app, app)
+        return NewApp(app, key, secret)
+
+    async def app_by_secret(self, secret: str) -> App | None:
+        app = await self.engine.read(ops.app_by_secret_hash, ids.secret_hash(secret))
+        if app is None or not ids.secret_matches(secret, app.secret_hash):
+            return None
+        return app
+
+    async def app_by_id(self, app_id: str) -> App | None:
+        return await self.engine.read(ops.app_by_id, app_id)
+
+    async def app_by_package(self, package: str) -> App | None:
+        return await self.engine.read(ops.app_by_package, package)
+
+    async def list_apps(self) -> list[App]:
+        return await self.engine.read(ops.list_apps)
+
+    # devices
+    async def register_device(self, app_id: str, uaid: str, info: DeviceInfo) -> str:
+        return await self.engine.write(ops.register_device, app_id, uaid, info, self.clock.now_ms())
+
+    async def unregister_device(self, reg_id: str) -> bool:
+        return await self.engine.write(ops.unregister_device, reg_id)
+
+    async def get_device(self, reg_id: str) -> Device | None:
+        return await self.engine.read(ops.get_device, reg_id)
+
+    async def set_alias(self, app_id: str, reg_id: str, alias: str) -> None:
+        await self.engine.write(ops.set_alias, app_id, reg_id, alias)
+
+    async def unset_alias(self, app_id: str, reg_id: str, alias: str) -> bool:
+        return await self.engine.write(ops.unset_alias, app_id, reg_id, alias)
+
+    async def set_account(self, reg_id: str, account: str | None) -> None:
+        await self.engine.write(ops.set_account, reg_id, account)
+
+    async def subscribe(self, app_id: str, reg_ids: Sequence[str], topic: str) -> None:
+        await self.engine.write(ops.subscribe, app_id, list(reg_ids), topic)
+
+    async def unsubscribe(self, app_id: str, reg_ids: Sequence[str], topic: str) -> None:
+        await self.engine.write(ops.unsubscribe, app_id, list(reg_ids), topic)
+
+    async def resolve_targets(
+        self, app_id: str, kind: TargetKind, targets: Sequence[str]
+    ) -> tuple[list[str], list[str]]:
+        return await self.engine.read(ops.resolve_targets, app_id, kind, list(targets))
+
+    # messages
+    async def send_unicast(self, message: Message, targets: Sequence[str]) -> UnicastResult:
+        """Commit a unicast message and its inbox rows; returns after the commit."""
+        return await self.engine.write(ops.send_unicast, message, list(targets), self.backlog_cap)
+
+    async def append_log(self, message: Message) -> int:
+        """Commit a broadcast message once in its app's log; returns its offset."""
+        return await self.engine.write(ops.append_log, message)
+
+    async def catch_up(self, app_id: str, reg_ids: Sequence[str]) -> list[str]:
+        return await self.engine.write(
+            ops.catch_up, app_id, list(reg_ids), self.clock.now_ms(), self.backlog_cap
+        )
+
+    async def pending(self, reg_id: str, after_seq: int = 0, limit: int = 100) -> list[Delivery]:
+        return await self.engine.read(ops.pending, reg_id, after_seq, self.clock.now_ms(), limit)
+
+    async def ack(self, acks: Sequence[tuple[str, int, str]]) -> int:
+        return await self.engine.write(ops.ack, list(acks))
+
+    async def topic_members(
+        self, app_id: str, reg_ids: Sequence[str], kind: TargetKind, topics: Sequence[str],
+        op: TopicOp,
+    ) -> list[str]:
+        return await self.engine.read(ops.topic_members, app_id, list(reg_ids), kind, list(topics), op)
+
+    async def sweep_expired(self) -> tuple[int, int]:
+        return await self.engine.write(ops.sweep_expired, self.clock.now_ms())
+
+    async def counts(self) -> dict[str, int]:
+        return await self.engine.read(ops.counts)
+
+
+def _migrate(tx: ops.Tx, engine_name: str) -> int:
+    if engine_name == "postgres":  # two nodes starting at once must not both migrate
+        tx.execute("SELECT pg_advisory_xact_lock(7470)")
+    return ops.migrate(tx)
+
+
+def sqlite_path(data_dir: str | Path, region: str = "default") -> Path:
+    return Path(data_dir) / f"tidings-{region}.db"
+
+
+def open_store(settings: Settings, clock: Clock | None = None) -> Store:
+    """Build (not start) the store the settings ask for."""
+    engine: Engine
+    if settings.database_url:
+        from tidings.store.postgres import PostgresEngine
+
+        engine = PostgresEngine(settings.database_url)
+    else:
+        from tidings.store.sqlite import SQLiteEngine
+
+        engine = SQLiteEngine(sqlite_path(settings.data_dir), batch=settings.sqlite_batch)
+    return Store(engine, clock=clock, backlog_cap=settings.backlog_cap)
