@@ -151,6 +151,10 @@ def register_device(tx: Tx, app_id: str, uaid: str, info: DeviceInfo, now: int) 
     return reg_id
 
 
+def uaid_known(tx: Tx, uaid: str) -> bool:
+    return tx.one("SELECT 1 FROM devices WHERE uaid = ? LIMIT 1", (uaid,)) is not None
+
+
 def unregister_device(tx: Tx, reg_id: str) -> bool:
     for table in ("aliases", "topic_subs", "inbox"):
         tx.execute(f"DELETE FROM {table} WHERE reg_id = ?", (reg_id,))

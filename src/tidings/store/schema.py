@@ -39,6 +39,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 UNIQUE (app_id, uaid)
             )""",
             "CREATE INDEX devices_account ON devices (app_id, account)",
+            "CREATE INDEX devices_uaid ON devices (uaid)",
             """CREATE TABLE aliases (
                 app_id TEXT NOT NULL,
                 alias TEXT NOT NULL,

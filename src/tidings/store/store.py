@@ -80,6 +80,9 @@ class Store:
     async def register_device(self, app_id: str, uaid: str, info: DeviceInfo) -> str:
         return await self.engine.write(ops.register_device, app_id, uaid, info, self.clock.now_ms())
 
+    async def uaid_known(self, uaid: str) -> bool:
+        return await self.engine.read(ops.uaid_known, uaid)
+
     async def unregister_device(self, reg_id: str) -> bool:
         return await self.engine.write(ops.unregister_device, reg_id)
 

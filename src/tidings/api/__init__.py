@@ -1,0 +1,1 @@
+"""HTTP surfaces: the Mi Push-compatible sender API."""

@@ -1,0 +1,54 @@
+"""Mi Push error codes used by the sender API, with the description each carries."""
+
+from __future__ import annotations
+
+OK = 0
+SYSTEM_ERROR = 10001
+SYSTEM_BUSY = 10002
+PARAM_ERROR = 10008
+MISSING_PARAM = 10016
+ILLEGAL_PARAM = 10017
+API_NOT_FOUND = 10020
+ILLEGAL_TOPIC = 20209
+SUBSCRIBE_FAILED = 20215
+UNSUBSCRIBE_FAILED = 20216
+SEND_FAILED = 20301
+AUTH_FAILED = 21301
+BAD_PACKAGE = 22022
+CONTENT_TOO_LONG = 65009
+TOPIC_TOO_LONG = 65010
+ALIAS_EMPTY = 65012
+TOPIC_EMPTY = 65013
+TOO_MANY_EXTRAS = 65014
+EXTRA_TOO_LONG = 65015
+TOO_MANY_TOPICS = 65035
+
+DESCRIPTIONS = {
+    OK: "成功",
+    SYSTEM_ERROR: "系统错误",
+    SYSTEM_BUSY: "系统繁忙",
+    PARAM_ERROR: "参数错误",
+    MISSING_PARAM: "缺少必填参数",
+    ILLEGAL_PARAM: "非法参数值",
+    API_NOT_FOUND: "请求的API不存在",
+    ILLEGAL_TOPIC: "非法topic",
+    SUBSCRIBE_FAILED: "订阅topic失败",
+    UNSUBSCRIBE_FAILED: "取消订阅topic失败",
+    SEND_FAILED: "发送消息失败",
+    AUTH_FAILED: "认证失败",
+    BAD_PACKAGE: "非法的包名",
+    CONTENT_TOO_LONG: "消息内容过长",
+    TOPIC_TOO_LONG: "topic过长",
+    ALIAS_EMPTY: "别名为空",
+    TOPIC_EMPTY: "topic为空",
+    TOO_MANY_EXTRAS: "键值对过多",
+    EXTRA_TOO_LONG: "键值对过长",
+    TOO_MANY_TOPICS: "topic过多",
+    65008: "别名过长",
+    65016: "用户账号为空",
+    65017: "用户账号过长",
+}
+
+
+def describe(code: int) -> str:
+    return DESCRIPTIONS.get(code, "错误")

@@ -1,0 +1,327 @@
+"""The Mi Push-compatible sender API: routes, authentication, the JSON envelope.
+
+Every answer is HTTP 200 with ``{result, code, description, data, trace_id, info, reason}`` for
+business outcomes (as Mi Push does, so its SDKs read the code), 404 for unknown paths and 503 with
+``Retry-After`` when the store is unreachable. Nothing is answered with success before the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tidings import ids
+from tidings.api import codes
+from tidings.api.message_form import (
+    Draft,
+    check_package,
+    fields_from_json,
+    fields_from_params,
+    read_message,
+)
+from tidings.api.params import MAX_BODY, Params
+from tidings.core import limits
+from tidings.core.models import App, TargetKind, TopicOp
+from tidings.core.sending import SendService
+from tidings.errors import ApiError, StoreError, StoreUnavailable
+from tidings.settings import Settings
+from tidings.store.store import Store
+
+log = logging.getLogger("tidings.api")
+
+ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+TOPIC_SEP = ";$;"
+MAX_REGID = 256
+
+Handler = Callable[["Call"], Awaitable[dict[str, Any]]]
+
+
+def envelope(code: int, data: dict[str, Any] | None = None, reason: str = "",
+             info: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "result": "ok" if code == 0 else "error",
+        "code": code,
+        "description": codes.describe(code),
+        "trace_id": ids.trace_id(),
+    }
+    if data is not None:
+        body["data"] = data
+    if info:
+        body["info"] = info
+    if reason:
+        body["reason"] = reason
+    return body
+
+
+class Call:
+    """One authenticated request: the app, its parameters and the services."""
+
+    def __init__(self, api: MiPushApi, app: App, params: Params, path: str) -> None:
+        self.api = api
+        self.app = app
+        self.params = params
+        self.path = path
+
+    def packages(self) -> list[str]:
+        return self.params.list("restricted_package_name")
+
+    def draft(self) -> Draft:
+        s = self.api.settings
+        check_package(self.app, self.packages(), several_allowed=not self.path.startswith("/v2/"))
+        return read_message(fields_from_params(self.params), ttl_default=s.ttl_default_ms,
+                            ttl_max=s.ttl_max_ms, now=self.api.sender.now())
+
+    def targets(self, kind: TargetKind, *names: str) -> list[str]:
+        values = self.params.list(*names)
+        if not values:
+            raise ApiError(codes.MISSING_PARAM, f"{names[0]} is required")
+        if len(values) > self.api.settings.max_targets:
+            raise ApiError(codes.ILLEGAL_PARAM,
+                           f"at most {self.api.settings.max_targets} targets per request")
+        for value in values:
+            check_target(kind, value)
+        return values
+
+    def topic(self, name: str = "topic") -> str:
+        topic = self.params.get(name)
+        if topic is None or not topic.strip():
+            raise ApiError(codes.TOPIC_EMPTY, f"{name} is required")
+        problem = limits.check_topic(topic)
+        if problem:
+            raise ApiError(*problem)
+        return topic
+
+
+def check_target(kind: TargetKind, value: str) -> None:
+    if kind is TargetKind.ALIAS:
+        problem = limits.check_alias(value)
+    elif kind is TargetKind.ACCOUNT:
+        problem = limits.check_account(value)
+    else:
+        problem = (codes.ILLEGAL_PARAM, "registration_id is too long") if len(
+            value) > MAX_REGID else None
+    if problem:
+        raise ApiError(*problem)
+
+
+_INFO_NAMES = {TargetKind.REGID: "REGID", TargetKind.ALIAS: "ALIAS",
+               TargetKind.ACCOUNT: "USER_ACCOUNT"}
+_BAD_FIELD = {TargetKind.REGID: "bad_regids", TargetKind.ALIAS: "bad_aliases",
+              TargetKind.ACCOUNT: "bad_user_accounts"}
+
+
+async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, Any]:
+    targets = call.targets(kind, *names)
+    draft = call.draft()
+    message = draft.message(call.app, kind, call.api.sender.now())
+    result = await call.api.sender.unicast(message, targets, durable=draft.store)
+    data: dict[str, Any] = {"id": message.msg_id}
+    if result.bad_targets:
+        data[_BAD_FIELD[kind]] = ",".join(result.bad_targets)
+    if not result.reg_ids:
+        raise ApiError(codes.SEND_FAILED, "no valid target", data)
+    return envelope(0, data, info=f"Received push messages for {len(targets)} {_INFO_NAMES[kind]}")
+
+
+async def send_regid(call: Call) -> dict[str, Any]:
+    return await _send_unicast(call, TargetKind.REGID, "registration_id")
+
+
+async def send_alias(call: Call) -> dict[str, Any]:
+    return await _send_unicast(call, TargetKind.ALIAS, "alias", "aliases")
+
+
+async def send_account(call: Call) -> dict[str, Any]:
+    return await _send_unicast(call, TargetKind.ACCOUNT, "user_account", "user_accounts")
+
+
+async def _broadcast(call: Call, kind: TargetKind, topics: tuple[str, ...] = (),
+                     op: TopicOp = TopicOp.UNION) -> dict[str, Any]:
+    draft = call.draft()
+    message = draft.message(call.app, kind, call.api.sender.now(), topics, op)
+    await call.api.sender.broadcast(message, durable=draft.store)
+    return envelope(0, {"id": message.msg_id}, info="Received push messages for 1 TOPIC"
+                    if topics else "Received push messages for ALL")
+
+
+async def send_topic(call: Call) -> dict[str, Any]:
+    return await _broadcast(call, TargetKind.TOPIC, (call.topic(),))
+
+
+async def send_multi_topic(call: Call) -> dict[str, Any]:
+    raw = call.params.get("topics")
+    if raw is None or not raw.strip():
+        raise ApiError(codes.TOPIC_EMPTY, "topics is required")
+    topics = tuple(t for t in raw.split(TOPIC_SEP))
+    if len(topics) > limits.MAX_TOPICS:
+        raise ApiError(codes.TOO_MANY_TOPICS, f"at most {limits.MAX_TOPICS} topics")
+    for topic in topics:
+        problem = limits.check_topic(topic)
+        if problem:
+            raise ApiError(*problem)
+    op_name = (call.params.get("topic_op") or "UNION").upper()
+    try:
+        op = TopicOp(op_name)
+    except ValueError:
+        raise ApiError(codes.ILLEGAL_PARAM,
+                       "topic_op must be UNION, INTERSECTION or EXCEPT") from None
+    if len(topics) == 1:
+        return await _broadcast(call, TargetKind.TOPIC, topics)
+    return await _broadcast(call, TargetKind.MULTI_TOPIC, topics, op)
+
+
+async def send_all(call: Call) -> dict[str, Any]:
+    return await _broadcast(call, TargetKind.ALL)
+
+
+def _multi(kind: TargetKind) -> Handler:
+    async def send_multi(call: Call) -> dict[str, Any]:
+        raw = call.params.get("messages")
+        if not raw:
+            raise ApiError(codes.MISSING_PARAM, "messages is required")
+        try:
+            entries = json.loads(raw)
+        except ValueError:
+            raise ApiError(codes.ILLEGAL_PARAM, "messages is not JSON") from None
+        if not isinstance(entries, list) or not entries:
+            raise ApiError(codes.ILLEGAL_PARAM, "messages must be a non-empty JSON array")
+        s, api = call.api.settings, call.api
+        if len(entries) > s.max_targets:
+            raise ApiError(codes.ILLEGAL_PARAM, f"at most {s.max_targets} messages per request")
+        now = api.sender.now()
+        planned = []
+        for entry in entries:  # check everything before storing anything
+            if not isinstance(entry, dict) or not isinstance(entry.get("target"), str):
+                raise ApiError(codes.ILLEGAL_PARAM, "each entry needs a string target")
+            check_target(kind, entry["target"])
+            fields = fields_from_json(entry.get("message"))
+            pkgs = fields.get("restricted_package_name") or call.packages()
+            check_package(call.app, pkgs if isinstance(pkgs, list) else str(pkgs).split(","),
+                          several_allowed=False)
+            draft = read_message(fields, ttl_default=s.ttl_default_ms, ttl_max=s.ttl_max_ms,
+                                 now=now)
+            planned.append((entry["target"], draft))
+        sent_ids, bad = [], []
+        for target, draft in planned:
+            message = draft.message(call.app, kind, now)
+            result = await api.sender.unicast(message, [target], durable=draft.store)
+            if result.reg_ids:
+                sent_ids.append(message.msg_id)
+            else:
+                bad.append(target)
+        data: dict[str, Any] = {"id": sent_ids[0] if sent_ids else "", "ids": sent_ids}
+        if bad:
+            data[_BAD_FIELD[kind]] = ",".join(bad)
+        if not sent_ids:
+            raise ApiError(codes.SEND_FAILED, "no valid target", data)
+        return envelope(0, data, info=f"Received push messages for {len(planned)} "
+                                      f"{_INFO_NAMES[kind]}")
+
+    return send_multi
+
+
+def _subscription(by_alias: bool, on: bool) -> Handler:
+    async def handle(call: Call) -> dict[str, Any]:
+        pkgs = call.packages()
+        if pkgs:
+            check_package(call.app, pkgs, several_allowed=False)
+        topic = call.topic()
+        kind = TargetKind.ALIAS if by_alias else TargetKind.REGID
+        names = ("aliases", "alias") if by_alias else ("registration_id",)
+        targets = call.targets(kind, *names)
+        regs, bad = await call.api.store.resolve_targets(call.app.app_id, kind, targets)
+        if not regs:
+            fail = codes.SUBSCRIBE_FAILED if on else codes.UNSUBSCRIBE_FAILED
+            raise ApiError(fail, "no valid target", {_BAD_FIELD[kind]: ",".join(bad)})
+        await call.api.sender.subscribe(call.app, regs, topic, on)
+        data = {_BAD_FIELD[kind]: ",".join(bad)} if bad else None
+        return envelope(0, data, reason="Success")
+
+    return handle
+
+
+ROUTES: dict[str, Handler] = {
+    "/v2/message/regid": send_regid,
+    "/v3/message/regid": send_regid,
+    "/v4/message/regid": send_regid,
+    "/v2/message/alias": send_alias,
+    "/v3/message/alias": send_alias,
+    "/v2/message/user_account": send_account,
+    "/v2/message/topic": send_topic,
+    "/v3/message/topic": send_topic,
+    "/v2/message/multi_topic": send_multi_topic,
+    "/v3/message/multi_topic": send_multi_topic,
+    "/v2/message/all": send_all,
+    "/v3/message/all": send_all,
+    "/v2/multi_messages/regids": _multi(TargetKind.REGID),
+    "/v2/multi_messages/aliases": _multi(TargetKind.ALIAS),
+    "/v2/multi_messages/user_accounts": _multi(TargetKind.ACCOUNT),
+    "/v2/topic/subscribe": _subscription(by_alias=False, on=True),
+    "/v2/topic/unsubscribe": _subscription(by_alias=False, on=False),
+    "/v2/topic/subscribe/alias": _subscription(by_alias=True, on=True),
+    "/v2/topic/unsubscribe/alias": _subscription(by_alias=True, on=False),
+}
+
+
+class MiPushApi:
+    def __init__(self, store: Store, sender: SendService, settings: Settings) -> None:
+        self.store = store
+        self.sender = sender
+        self.settings = settings
+
+    def routes(self) -> list[Route]:
+        return [Route(path, self._endpoint(handler), methods=ALL_METHODS)
+                for path, handler in ROUTES.items()]
+
+    def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                body = await self._read_body(request)
+                params = Params.parse(request.scope.get("query_string", b""), body,
+                                      request.headers.get("content-type", ""))
+                app = await self._authenticate(request)
+                result = await handler(Call(self, app, params, request.url.path))
+            except ApiError as err:
+                return JSONResponse(envelope(err.code, err.data, reason=err.reason))
+            except StoreUnavailable as err:
+                log.warning("store unavailable: %s", err)
+                return JSONResponse(envelope(codes.SYSTEM_BUSY, reason="storage unavailable, "
+                                             "retry later"), status_code=503,
+                                    headers={"Retry-After": "1"})
+            except StoreError as err:
+                log.error("store error: %s", err)
+                return JSONResponse(envelope(codes.SYSTEM_BUSY, reason="storage error, retry"),
+                                    status_code=503, headers={"Retry-After": "1"})
+            return JSONResponse(result)
+
+        return endpoint
+
+    async def _read_body(self, request: Request) -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise ApiError(codes.PARAM_ERROR, f"request body over {MAX_BODY} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _authenticate(self, request: Request) -> App:
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition("=")
+        if scheme.strip().lower() != "key" or not secret.strip():
+            raise ApiError(codes.AUTH_FAILED, "Invalid application secret.")
+        app = await self.store.app_by_secret(secret.strip())
+        if app is None:
+            raise ApiError(codes.AUTH_FAILED, "Invalid application secret.")
+        return app
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return JSONResponse(envelope(codes.API_NOT_FOUND, reason=f"no API at {request.url.path}"),
+                        status_code=404)

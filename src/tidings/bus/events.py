@@ -1,0 +1,42 @@
+"""Typed bus events. The store is the system of record; an event lost on the bus only delays a
+delivery until the device reconnects or the gateway rescans."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tidings.core.models import TargetKind, TopicOp
+
+
+@dataclasses.dataclass(frozen=True)
+class InboxChanged:
+    """New inbox rows were committed for these devices."""
+
+    reg_ids: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class LogAppended:
+    """A broadcast was committed to the app's log."""
+
+    app_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Ephemeral:
+    """A TTL-0 / only_send_once message: deliver to whoever is connected now, store nothing.
+
+    ``reg_ids`` names the targets of a unicast; for a broadcast it is empty and ``kind``,
+    ``topics`` and ``topic_op`` select the devices.
+    """
+
+    app_id: str
+    msg_id: str
+    body: str
+    kind: TargetKind
+    reg_ids: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    topic_op: TopicOp = TopicOp.UNION
+
+
+BusEvent = InboxChanged | LogAppended | Ephemeral

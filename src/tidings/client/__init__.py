@@ -1,0 +1,7 @@
+"""Python SDKs: the device client and the sender client."""
+
+from tidings.client.device import AppConfig, CommandResult, DeviceClient, PushMessage
+from tidings.client.sender import SenderClient, SendError
+
+__all__ = ["AppConfig", "CommandResult", "DeviceClient", "PushMessage", "SendError",
+           "SenderClient"]

@@ -1,0 +1,366 @@
+"""The device SDK: one WebSocket to the gateway, any number of apps registered over it.
+
+    client = DeviceClient("ws://127.0.0.1:8471", state_path="device.json",
+                          on_notification=show, on_pass_through=handle)
+    client.add_app(AppConfig(app_id, app_key, "com.example.app", aliases=["alice"]))
+    await client.run()          # connects, registers, reconnects with backoff and jitter
+
+The client keeps its identity (uaid and one regId per app) in a local state file, acks every
+message after the callback returns, and drops duplicates by message id and ``extra.jobkey``, so
+the app sees each message once although the gateway delivers at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from tidings import __version__
+
+log = logging.getLogger("tidings.client")
+
+SEEN_LIMIT = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class AppConfig:
+    app_id: str
+    app_key: str
+    package: str
+    aliases: Sequence[str] = ()
+    account: str | None = None
+    topics: Sequence[str] = ()
+    consent_version: str | None = None
+    app_version: str = ""
+    locale: str = ""
+    model: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PushMessage:
+    """A message as the app sees it (the fields of Mi Push's MiPushMessage)."""
+
+    app_id: str
+    reg_id: str
+    id: str
+    seq: int
+    pass_through: int
+    title: str
+    description: str
+    payload: str
+    notify_type: int
+    notify_id: int | None
+    extra: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandResult:
+    app_id: str
+    command: str
+    args: list[str]
+    code: int
+    reason: str = ""
+
+
+class RegistrationError(Exception):
+    def __init__(self, app_id: str, code: int, reason: str) -> None:
+        super().__init__(f"registration of {app_id} refused: {code} {reason}")
+        self.app_id, self.code, self.reason = app_id, code, reason
+
+
+Callback = Callable[[Any], Awaitable[None] | None]
+
+
+async def _call(cb: Callback | None, arg: Any) -> None:
+    if cb is not None:
+        result = cb(arg)
+        if asyncio.iscoroutine(result):
+            await result
+
+
+class DeviceClient:
+    def __init__(
+        self,
+        gateway_url: str,
+        *,
+        state_path: str | os.PathLike[str] | None = None,
+        on_registered: Callback | None = None,
+        on_notification: Callback | None = None,
+        on_pass_through: Callback | None = None,
+        on_command_result: Callback | None = None,
+        on_resync: Callback | None = None,
+        on_error: Callback | None = None,
+        backoff_base: float = 0.2,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.url = gateway_url
+        self.state_path = Path(state_path) if state_path else None
+        self.on_registered = on_registered
+        self.on_notification = on_notification
+        self.on_pass_through = on_pass_through
+        self.on_command_result = on_command_result
+        self.on_resync = on_resync
+        self.on_error = on_error
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.apps: dict[str, AppConfig] = {}
+        self.reg_ids: dict[str, str] = {}
+        self.uaid: str | None = None
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._jobkeys: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._ws: ClientConnection | None = None
+        self._closing = False
+        self._registered: dict[str, asyncio.Future[str]] = {}
+        self._pending: dict[str, asyncio.Future[CommandResult]] = {}
+        self._req = 0
+        self._dirty = False
+        self.connected = asyncio.Event()
+        self._load_state()
+
+    # configuration
+
+    def add_app(self, app: AppConfig) -> None:
+        self.apps[app.app_id] = app
+
+    # state file
+
+    def _load_state(self) -> None:
+        if self.state_path is None or not self.state_path.exists():
+            return
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable state file %s: %s", self.state_path, exc)
+            return
+        self.uaid = state.get("uaid")
+        self.reg_ids = dict(state.get("reg_ids", {}))
+        self._seen = collections.OrderedDict.fromkeys(state.get("seen", []))
+        self._jobkeys = collections.OrderedDict.fromkeys(state.get("jobkeys", []))
+
+    def save_state(self) -> None:
+        if self.state_path is None:
+            return
+        state = {"uaid": self.uaid, "reg_ids": self.reg_ids, "seen": list(self._seen),
+                 "jobkeys": list(self._jobkeys)}
+        tmp = self.state_path.with_suffix(self.state_path.suffix + ".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_path)
+        self._dirty = False
+
+    # running
+
+    async def run(self) -> None:
+        """Stay connected until :meth:`close`; reconnect with exponential backoff and jitter."""
+        attempt = 0
+        while not self._closing:
+            started = time.monotonic()
+            try:
+                await self._session()
+            except RegistrationError:
+                raise
+            except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
+                log.info("connection to %s lost: %s", self.url, exc)
+            finally:
+                self.connected.clear()
+                self._ws = None
+                for fut in self._pending.values():
+                    if not fut.done():
+                        fut.set_exception(ConnectionError("connection lost"))
+                self._pending.clear()
+            if self._closing:
+                break
+            attempt = 0 if time.monotonic() - started > 10 else attempt + 1
+            delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
+            await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._ws is not None:
+            await self._ws.close()
+        if self._dirty:
+            self.save_state()
+
+    async def wait_registered(self, app_id: str, timeout: float = 10.0) -> str:
+        fut = self._registered.setdefault(app_id, asyncio.get_running_loop().create_future())
+        return await asyncio.wait_for(asyncio.shield(fut), timeout)
+
+    async def _session(self) -> None:
+        async with connect(self.url, subprotocols=["push-notification"],  # type: ignore[list-item]
+                           open_timeout=10, max_size=2**20) as ws:
+            self._ws = ws
+            hello: dict[str, Any] = {"messageType": "hello", "use_webpush": True}
+            if self.uaid:
+                hello["uaid"] = self.uaid
+            await ws.send(json.dumps(hello))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if reply.get("messageType") != "hello" or reply.get("status") != 200:
+                raise websockets.InvalidMessage(f"bad hello reply: {reply}")
+            if reply["uaid"] != self.uaid:
+                self.uaid = reply["uaid"]
+                self.reg_ids.clear()
+                self.save_state()
+            for app in self.apps.values():
+                await ws.send(json.dumps(self._register_frame(app)))
+            self.connected.set()
+            async for raw in ws:
+                await self._on_frame(json.loads(raw))
+
+    def _next_req(self) -> str:
+        self._req += 1
+        return str(self._req)
+
+    def _register_frame(self, app: AppConfig) -> dict[str, Any]:
+        frame: dict[str, Any] = {
+            "messageType": "app_register", "req": self._next_req(), "app_id": app.app_id,
+            "app_key": app.app_key, "package": app.package,
+            "sdk": {"name": "tidings-python", "version": __version__},
+            "app_version": app.app_version,
+            "device": {"locale": app.locale, "model": app.model},
+        }
+        if app.consent_version:
+            frame["consent"] = {"version": app.consent_version,
+                                "agreed_at": time.time_ns() // 1_000_000}
+        return frame
+
+    async def _on_frame(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("messageType")
+        if kind == "notification":
+            await self._on_message(frame)
+        elif kind == "resync":
+            await self._ack(frame["reg_id"], frame["seq"], "")
+            await _call(self.on_resync, self._app_of(frame["reg_id"]))
+        elif kind == "app_register":
+            await self._on_registered(frame)
+        elif kind == "app_command":
+            result = CommandResult(self._app_of(frame["reg_id"]), frame["command"],
+                                   frame.get("args", []), frame["code"], frame.get("reason", ""))
+            fut = self._pending.pop(frame.get("req", ""), None)
+            if fut is not None and not fut.done():
+                fut.set_result(result)
+            await _call(self.on_command_result, result)
+        elif kind == "error":
+            log.warning("gateway error frame: %s", frame)
+            await _call(self.on_error, frame)
+
+    def _app_of(self, reg_id: str) -> str:
+        return next((a for a, r in self.reg_ids.items() if r == reg_id), "")
+
+    async def _on_registered(self, frame: dict[str, Any]) -> None:
+        app_id = frame["app_id"]
+        fut = self._registered.setdefault(app_id, asyncio.get_running_loop().create_future())
+        if frame.get("status") != 200:
+            err = RegistrationError(app_id, frame.get("code", -1), frame.get("reason", ""))
+            if not fut.done():
+                fut.set_exception(err)
+            await _call(self.on_error, frame)
+            return
+        reg_id = frame["reg_id"]
+        if self.reg_ids.get(app_id) != reg_id:
+            self.reg_ids[app_id] = reg_id
+            self.save_state()
+        if not fut.done():
+            fut.set_result(reg_id)
+        app = self.apps[app_id]
+        # the wanted aliases, account and topics are re-applied on every connection (idempotent)
+        for alias in app.aliases:
+            self._send_command(reg_id, "set-alias", alias)
+        if app.account:
+            self._send_command(reg_id, "set-account", app.account)
+        for topic in app.topics:
+            self._send_command(reg_id, "subscribe-topic", topic)
+        await _call(self.on_registered, (app_id, reg_id))
+
+    def _send_command(self, reg_id: str, command: str, arg: str) -> asyncio.Future[CommandResult]:
+        req = self._next_req()
+        fut: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        self._pending[req] = fut
+        frame = {"messageType": "app_command", "req": req, "reg_id": reg_id,
+                 "command": command, "args": [arg]}
+        if self._ws is None:
+            fut.set_exception(ConnectionError("not connected"))
+        else:
+            task = asyncio.ensure_future(self._ws.send(json.dumps(frame)))
+            task.add_done_callback(lambda t: t.exception())
+        return fut
+
+    async def command(self, app_id: str, command: str, arg: str, timeout: float = 10.0
+                      ) -> CommandResult:
+        """Run a device command (set-alias, unset-alias, set-account, unset-account,
+        subscribe-topic, unsubscribe-topic) and wait for its result."""
+        reg_id = self.reg_ids.get(app_id)
+        if reg_id is None or self._ws is None:
+            raise ConnectionError(f"app {app_id} is not registered on a live connection")
+        return await asyncio.wait_for(self._send_command(reg_id, command, arg), timeout)
+
+    async def set_alias(self, app_id: str, alias: str) -> CommandResult:
+        return await self.command(app_id, "set-alias", alias)
+
+    async def unset_alias(self, app_id: str, alias: str) -> CommandResult:
+        return await self.command(app_id, "unset-alias", alias)
+
+    async def set_account(self, app_id: str, account: str) -> CommandResult:
+        return await self.command(app_id, "set-account", account)
+
+    async def unset_account(self, app_id: str, account: str) -> CommandResult:
+        return await self.command(app_id, "unset-account", account)
+
+    async def subscribe(self, app_id: str, topic: str) -> CommandResult:
+        return await self.command(app_id, "subscribe-topic", topic)
+
+    async def unsubscribe(self, app_id: str, topic: str) -> CommandResult:
+        return await self.command(app_id, "unsubscribe-topic", topic)
+
+    async def click(self, message: PushMessage) -> None:
+        """Report that the user opened a notification."""
+        if self._ws is not None:
+            await self._ws.send(json.dumps({"messageType": "click", "reg_id": message.reg_id,
+                                            "id": message.id}))
+
+    async def _on_message(self, frame: dict[str, Any]) -> None:
+        body = frame.get("message") or {}
+        reg_id, seq, msg_id = frame["reg_id"], frame["seq"], frame["id"]
+        msg = PushMessage(
+            app_id=self._app_of(reg_id), reg_id=reg_id, id=msg_id, seq=seq,
+            pass_through=body.get("pass_through", 0), title=body.get("title", ""),
+            description=body.get("description", ""), payload=body.get("payload", ""),
+            notify_type=body.get("notify_type", -1), notify_id=body.get("notify_id"),
+            extra=body.get("extra") or {},
+        )
+        jobkey = msg.extra.get("jobkey")
+        duplicate = msg_id in self._seen or (jobkey is not None and jobkey in self._jobkeys)
+        if not duplicate:
+            _remember(self._seen, msg_id)
+            if jobkey is not None:
+                _remember(self._jobkeys, jobkey)
+            self._dirty = True
+            await _call(self.on_pass_through if msg.pass_through else self.on_notification, msg)
+        await self._ack(reg_id, seq, msg_id)
+
+    async def _ack(self, reg_id: str, seq: int, msg_id: str) -> None:
+        if seq > 0 and self._ws is not None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await self._ws.send(json.dumps({"messageType": "ack", "updates": [
+                    {"reg_id": reg_id, "seq": seq, "id": msg_id}]}))
+
+
+def _remember(seen: collections.OrderedDict[str, None], key: str) -> None:
+    seen[key] = None
+    seen.move_to_end(key)
+    while len(seen) > SEEN_LIMIT:
+        seen.popitem(last=False)

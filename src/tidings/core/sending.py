@@ -1,0 +1,56 @@
+"""Accepting sends: commit first, then tell the gateways. Success is returned only after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tidings.bus.base import Bus
+from tidings.bus.events import Ephemeral, InboxChanged, LogAppended
+from tidings.core.models import App, Message, TargetKind, TopicOp, UnicastResult
+from tidings.store.store import Store
+
+
+class SendService:
+    def __init__(self, store: Store, bus: Bus) -> None:
+        self.store = store
+        self.bus = bus
+
+    def now(self) -> int:
+        return self.store.clock.now_ms()
+
+    async def unicast(
+        self, message: Message, targets: Sequence[str], durable: bool = True
+    ) -> UnicastResult:
+        """Send to regIds, aliases or accounts (``message.kind``)."""
+        if durable:
+            result = await self.store.send_unicast(message, targets)
+            if result.reg_ids:
+                await self.bus.publish(InboxChanged(result.reg_ids))
+            return result
+        regs, bad = await self.store.resolve_targets(message.app_id, message.kind, targets)
+        if regs:
+            await self.bus.publish(Ephemeral(
+                message.app_id, message.msg_id, message.notification.to_json(), message.kind,
+                reg_ids=tuple(regs),
+            ))
+        return UnicastResult(tuple(regs), tuple(bad))
+
+    async def broadcast(self, message: Message, durable: bool = True) -> None:
+        """Send to a topic expression or to every device of the app: one row, however many."""
+        if durable:
+            await self.store.append_log(message)
+            await self.bus.publish(LogAppended(message.app_id))
+        else:
+            await self.bus.publish(Ephemeral(
+                message.app_id, message.msg_id, message.notification.to_json(), message.kind,
+                topics=message.topics, topic_op=message.topic_op,
+            ))
+
+    async def subscribe(self, app: App, reg_ids: Sequence[str], topic: str, on: bool) -> None:
+        if on:
+            await self.store.subscribe(app.app_id, reg_ids, topic)
+        else:
+            await self.store.unsubscribe(app.app_id, reg_ids, topic)
+
+
+__all__ = ["SendService", "TargetKind", "TopicOp"]

@@ -1,0 +1,165 @@
+"""One device connection: a thin pump between a socket, websockets' sans-I/O protocol, the
+device session and the hub. No task per connection; all work happens in socket callbacks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State as WsState
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
+from tidings.protocol import codes
+from tidings.protocol.session import DeviceSession, State
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from tidings.gateway.server import Gateway
+
+log = logging.getLogger("tidings.gateway")
+
+SUBPROTOCOLS = [Subprotocol("push-notification")]
+
+
+class Connection:
+    """asyncio protocol for one device socket (see :class:`tidings.gateway.server.Gateway`)."""
+
+    __slots__ = ("_fragments", "closed", "gateway", "last_rx", "pinged", "session",
+                 "transport", "ws")
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.ws = ServerProtocol(subprotocols=SUBPROTOCOLS, max_size=gateway.max_frame_bytes)
+        self.session = DeviceSession()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.last_rx = time.monotonic()
+        self.pinged = False
+        self._fragments: list[bytes] | None = None
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.gateway.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        self.pinged = False
+        self.ws.receive_data(data)
+        self._process()
+
+    def eof_received(self) -> bool:
+        self.ws.receive_eof()
+        self._process()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.gateway.connections.discard(self)
+        self.gateway.hub.detach(self)
+
+    def pause_writing(self) -> None:  # the buffer cap in flush() does the flow control
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # pump
+
+    def _process(self) -> None:
+        for event in self.ws.events_received():
+            if isinstance(event, Request):
+                response = self.ws.accept(event)
+                self.ws.send_response(response)
+            elif isinstance(event, Frame):
+                self._on_frame(event)
+        self._write()
+
+    def _on_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
+            if not frame.fin:
+                self._fragments = [bytes(frame.data)] if frame.opcode is Opcode.TEXT else None
+                if frame.opcode is Opcode.BINARY:
+                    self._binary()
+                return
+            if frame.opcode is Opcode.BINARY:
+                self._binary()
+                return
+            self._text(bytes(frame.data))
+        elif frame.opcode is Opcode.CONT and self._fragments is not None:
+            self._fragments.append(bytes(frame.data))
+            if frame.fin:
+                data, self._fragments = b"".join(self._fragments), None
+                self._text(data)
+
+    def _binary(self) -> None:
+        self.session.receive_binary()
+        self.flush()
+
+    def _text(self, data: bytes) -> None:
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:  # websockets already checks UTF-8; kept for safety
+            text = ""
+        events = self.session.receive_text(text)
+        self.flush()
+        if events:
+            self.gateway.hub.handle(self, events)
+
+    def flush(self) -> None:
+        """Write the session's frames; cut off a device whose socket buffer is over the cap."""
+        if self.closed or self.ws.state is not WsState.OPEN:
+            self.session.frames_to_send()
+            return
+        for frame in self.session.frames_to_send():
+            self.ws.send_text(frame.encode())
+        if self.session.state is State.CLOSED and self.session.close_code is not None:
+            self.ws.send_close(self.session.close_code, self.session.close_reason)
+        self._write()
+
+    def _write(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        for data in self.ws.data_to_send():
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                transport.write_eof()
+        if transport.get_write_buffer_size() > self.gateway.send_buffer_bytes:
+            log.info("device cut off: send buffer over %d bytes", self.gateway.send_buffer_bytes)
+            self.gateway.hub.stats["slow_disconnects"] += 1
+            self.abort()
+            return
+        if self.ws.close_expected() or self.ws.state is WsState.CLOSED:
+            transport.close()
+            self.closed = True
+
+    def close(self, code: int, reason: str) -> None:
+        self.session.close(code, reason)
+        self.flush()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # keepalive (called by the gateway's single sweeper)
+
+    def tick(self, now: float, ping_after: float, drop_after: float, hello_within: float) -> None:
+        idle = now - self.last_rx
+        if self.session.state is State.AWAIT_HELLO and idle > hello_within:
+            self.close(codes.CLOSE_IDLE, "no hello")
+            self.abort()
+        elif idle > ping_after + drop_after and self.pinged:
+            self.abort()
+        elif idle > ping_after and not self.pinged and self.ws.state is WsState.OPEN:
+            self.pinged = True
+            self.ws.send_ping(b"")
+            self._write()

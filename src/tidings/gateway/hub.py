@@ -1,0 +1,331 @@
+"""The gateway's delivery engine: which devices are connected here, and getting their inboxes out.
+
+For every registered (device, app) on this node the hub keeps a :class:`Slot`: the link it is
+connected on, the highest sequence number sent, and the messages sent but not yet acked (at most
+``inflight_window``). It reacts to session events (register, commands, acks, clicks) and to bus
+events (new inbox rows, log growth, TTL-0 messages). Unacked messages are sent again after
+``ack_timeout_s`` and, after a reconnect, from the store. Acks are coalesced into one store
+write per event-loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Protocol
+
+from tidings import ids
+from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended
+from tidings.core.limits import check_command_arg
+from tidings.core.models import Delivery
+from tidings.errors import TidingsError
+from tidings.protocol import codes
+from tidings.protocol.session import (
+    Acked,
+    AppCommand,
+    AppRegister,
+    AppUnregister,
+    Clicked,
+    DeviceSession,
+    Event,
+    Hello,
+)
+from tidings.settings import Settings
+from tidings.store.store import Store
+
+log = logging.getLogger("tidings.gateway")
+
+
+class Link(Protocol):
+    """What the hub needs of a device connection."""
+
+    session: DeviceSession
+    closed: bool
+
+    def flush(self) -> None: ...
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class Slot:
+    __slots__ = ("app_id", "inflight", "link", "reg_id", "sent")
+
+    def __init__(self, reg_id: str, app_id: str, link: Link) -> None:
+        self.reg_id = reg_id
+        self.app_id = app_id
+        self.link = link
+        self.sent = 0
+        self.inflight: dict[int, tuple[float, Delivery]] = {}
+
+
+class Hub:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.window = settings.inflight_window
+        self.ack_timeout = settings.ack_timeout_s
+        self.slots: dict[str, Slot] = {}
+        self.by_app: dict[str, set[str]] = collections.defaultdict(set)
+        self.stats: collections.Counter[str] = collections.Counter()
+        self._queues: dict[int, collections.deque[Event]] = {}
+        self._pumping: set[str] = set()
+        self._again: set[str] = set()
+        self._acks: list[tuple[str, int, str]] = []
+        self._catch_up_apps: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.Task[None] | None = None
+
+    # lifecycle
+
+    def start(self) -> None:
+        self._timer = asyncio.get_running_loop().create_task(self._redeliver_loop())
+
+    async def close(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        await self._flush_acks()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("gateway task failed: %s", exc, exc_info=exc)
+
+    # connections
+
+    def handle(self, link: Link, events: list[Event]) -> None:
+        """Take the events of one frame. Each connection's events run in order, one at a time."""
+        key = id(link)
+        queue = self._queues.get(key)
+        if queue is not None:
+            queue.extend(events)
+            return
+        queue = self._queues[key] = collections.deque(events)
+        self._spawn(self._drain(link, queue))
+
+    async def _drain(self, link: Link, queue: collections.deque[Event]) -> None:
+        try:
+            while queue and not link.closed:
+                event = queue.popleft()
+                try:
+                    await self._on_event(link, event)
+                except TidingsError as exc:
+                    log.warning("device event %s failed: %s", type(event).__name__, exc)
+                    link.close(codes.CLOSE_GOING_AWAY, "server error, retry later")
+                link.flush()
+        finally:
+            self._queues.pop(id(link), None)
+
+    def detach(self, link: Link) -> None:
+        """The connection is gone: forget its slots; unacked messages stay in the store."""
+        for reg_id in list(link.session.apps):
+            slot = self.slots.get(reg_id)
+            if slot is not None and slot.link is link:
+                del self.slots[reg_id]
+                members = self.by_app.get(slot.app_id)
+                if members is not None:
+                    members.discard(reg_id)
+                    if not members:
+                        del self.by_app[slot.app_id]
+
+    async def _on_event(self, link: Link, event: Event) -> None:
+        if isinstance(event, Acked):
+            self._on_ack(event)
+        elif isinstance(event, Hello):
+            await self._on_hello(link, event)
+        elif isinstance(event, AppRegister):
+            await self._on_register(link, event)
+        elif isinstance(event, AppCommand):
+            await self._on_command(link, event)
+        elif isinstance(event, AppUnregister):
+            await self.store.unregister_device(event.reg_id)
+            self.detach_one(event.reg_id, link)
+            link.session.unregister_done(event.req, event.reg_id)
+        elif isinstance(event, Clicked):
+            self.stats["clicks"] += 1
+
+    async def _on_hello(self, link: Link, event: Hello) -> None:
+        uaid = event.uaid
+        if uaid is None or not await self.store.uaid_known(uaid):
+            uaid = ids.uaid()  # only identities this server issued are honoured
+        link.session.hello_ok(uaid)
+
+    async def _on_register(self, link: Link, ev: AppRegister) -> None:
+        session = link.session
+        app = await self.store.app_by_id(ev.app_id)
+        if app is None:
+            session.register_failed(ev.req, ev.app_id, codes.BAD_APP_ID, "unknown app_id")
+        elif not ids.secret_matches(ev.app_key, app.app_key_hash):
+            session.register_failed(ev.req, ev.app_id, codes.BAD_APP_KEY, "wrong app_key")
+        elif ev.package != app.package:
+            session.register_failed(
+                ev.req, ev.app_id, codes.BAD_PACKAGE, "package does not match the app"
+            )
+        else:
+            assert session.uaid is not None
+            reg_id = await self.store.register_device(app.app_id, session.uaid, ev.info)
+            session.register_ok(ev.req, app.app_id, reg_id)
+            self._attach(reg_id, app.app_id, link)
+            await self.store.catch_up(app.app_id, [reg_id])
+            self._spawn(self._pump(reg_id))
+
+    def _attach(self, reg_id: str, app_id: str, link: Link) -> None:
+        old = self.slots.get(reg_id)
+        if old is not None and old.link is not link:
+            old.link.session.apps.pop(reg_id, None)  # the newest connection wins
+        self.slots[reg_id] = Slot(reg_id, app_id, link)
+        self.by_app[app_id].add(reg_id)
+
+    def detach_one(self, reg_id: str, link: Link) -> None:
+        slot = self.slots.get(reg_id)
+        if slot is not None and slot.link is link:
+            del self.slots[reg_id]
+            self.by_app[slot.app_id].discard(reg_id)
+
+    async def _on_command(self, link: Link, ev: AppCommand) -> None:
+        store, arg = self.store, ev.arg
+        if check_command_arg(ev.command, arg) is not None:  # the session checked it already
+            return
+        if ev.command == "set-alias":
+            await store.set_alias(ev.app_id, ev.reg_id, arg)
+        elif ev.command == "unset-alias":
+            await store.unset_alias(ev.app_id, ev.reg_id, arg)
+        elif ev.command == "set-account":
+            await store.set_account(ev.reg_id, arg)
+        elif ev.command == "unset-account":
+            await store.set_account(ev.reg_id, None)
+        elif ev.command == "subscribe-topic":
+            await store.subscribe(ev.app_id, [ev.reg_id], arg)
+        else:
+            await store.unsubscribe(ev.app_id, [ev.reg_id], arg)
+        link.session.command_result(ev.req, ev.reg_id, ev.command, arg)
+
+    # acks
+
+    def _on_ack(self, ev: Acked) -> None:
+        wake = []
+        for reg_id, seq, msg_id in ev.items:
+            slot = self.slots.get(reg_id)
+            if slot is not None and slot.inflight.pop(seq, None) is not None:
+                if len(slot.inflight) == self.window - 1:
+                    wake.append(reg_id)
+        if not self._acks:
+            asyncio.get_running_loop().call_soon(lambda: self._spawn(self._flush_acks()))
+        self._acks.extend(ev.items)
+        for reg_id in wake:
+            self._spawn(self._pump(reg_id))
+
+    async def _flush_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        if acks:
+            await self.store.ack(acks)
+            self.stats["acked"] += len(acks)
+
+    # delivery
+
+    async def _pump(self, reg_id: str) -> None:
+        """Send the device's pending inbox entries, up to the in-flight window."""
+        if reg_id in self._pumping:
+            self._again.add(reg_id)
+            return
+        self._pumping.add(reg_id)
+        try:
+            while True:
+                self._again.discard(reg_id)
+                slot = self.slots.get(reg_id)
+                if slot is None or slot.link.closed:
+                    return
+                room = self.window - len(slot.inflight)
+                if room <= 0:
+                    return
+                items = await self.store.pending(reg_id, slot.sent, room)
+                if self.slots.get(reg_id) is not slot or slot.link.closed:
+                    return
+                now = time.monotonic()
+                for d in items:
+                    slot.link.session.deliver(d)
+                    slot.inflight[d.seq] = (now, d)
+                    slot.sent = max(slot.sent, d.seq)
+                if items:
+                    self.stats["sent"] += len(items)
+                    slot.link.flush()
+                if len(items) < room and reg_id not in self._again:
+                    return
+        finally:
+            self._pumping.discard(reg_id)
+
+    def on_bus(self, event: BusEvent) -> None:
+        if isinstance(event, InboxChanged):
+            for reg_id in event.reg_ids:
+                if reg_id in self.slots:
+                    self._spawn(self._pump(reg_id))
+        elif isinstance(event, LogAppended):
+            if event.app_id in self.by_app:
+                if not self._catch_up_apps:
+                    asyncio.get_running_loop().call_soon(
+                        lambda: self._spawn(self._catch_up_connected())
+                    )
+                self._catch_up_apps.add(event.app_id)
+        elif isinstance(event, Ephemeral):
+            self._spawn(self._deliver_ephemeral(event))
+
+    async def _catch_up_connected(self) -> None:
+        apps, self._catch_up_apps = self._catch_up_apps, set()
+        for app_id in apps:
+            regs = list(self.by_app.get(app_id, ()))
+            if regs:
+                for reg_id in await self.store.catch_up(app_id, regs):
+                    self._spawn(self._pump(reg_id))
+
+    async def _deliver_ephemeral(self, ev: Ephemeral) -> None:
+        if ev.kind.is_broadcast:
+            connected = list(self.by_app.get(ev.app_id, ()))
+            regs = await self.store.topic_members(
+                ev.app_id, connected, ev.kind, ev.topics, ev.topic_op
+            ) if connected else []
+        else:
+            regs = [r for r in ev.reg_ids if r in self.slots]
+        for reg_id in regs:
+            slot = self.slots.get(reg_id)
+            if slot is not None and not slot.link.closed:
+                slot.link.session.deliver(Delivery(reg_id, 0, ev.msg_id, ev.body, 0))
+                slot.link.flush()
+        self.stats["sent_ephemeral"] += len(regs)
+
+    async def _redeliver_loop(self) -> None:
+        interval = max(0.05, min(self.ack_timeout / 2, 5.0))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self._redeliver(time.monotonic(), time.time_ns() // 1_000_000)
+                await self._flush_acks()
+            except TidingsError as exc:
+                log.warning("redelivery pass failed: %s", exc)
+
+    def _redeliver(self, now: float, now_ms: int) -> None:
+        for slot in list(self.slots.values()):
+            if not slot.inflight or slot.link.closed:
+                continue
+            resent = False
+            for seq, (sent_at, d) in list(slot.inflight.items()):
+                if d.expires_at <= now_ms and not d.is_resync:
+                    del slot.inflight[seq]  # expired messages are never delivered
+                elif now - sent_at >= self.ack_timeout:
+                    slot.link.session.deliver(d)
+                    slot.inflight[seq] = (now, d)
+                    resent = True
+                    self.stats["redelivered"] += 1
+            if resent:
+                slot.link.flush()
+            if len(slot.inflight) < self.window:
+                self._spawn(self._pump(slot.reg_id))
+

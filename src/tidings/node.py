@@ -1,0 +1,121 @@
+"""A Tidings node: builds and owns the store, bus, hub, gateway and HTTP API, and runs them.
+
+One ``Node`` is the embedded default: one process serving the sender API on ``port`` and the
+device gateway on ``gateway_port`` with SQLite and the in-process bus. Nothing here is global;
+tests start as many nodes as they like on free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tidings import __version__
+from tidings.api.mipush import MiPushApi, not_found
+from tidings.bus.local import LocalBus
+from tidings.clock import Clock
+from tidings.core.sending import SendService
+from tidings.errors import TidingsError
+from tidings.gateway.hub import Hub
+from tidings.gateway.server import Gateway
+from tidings.settings import Settings
+from tidings.store.store import Store, open_store
+
+log = logging.getLogger("tidings.node")
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the node's owner handles signals
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class Node:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.store: Store = open_store(settings, clock)
+        self.bus = LocalBus()
+        self.hub = Hub(self.store, settings)
+        self.gateway = Gateway(self.hub, settings)
+        self.sender = SendService(self.store, self.bus)
+        self.api_port = 0
+        self.gateway_port = 0
+        self._http: _Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def asgi_app(self) -> Starlette:
+        api = MiPushApi(self.store, self.sender, self.settings)
+
+        async def health(request: Request) -> JSONResponse:
+            return JSONResponse({"status": "ok", "version": __version__,
+                                 "connections": len(self.gateway.connections)})
+
+        return Starlette(routes=[Route("/health", health), *api.routes()],
+                         exception_handlers={404: not_found})
+
+    async def start(self) -> None:
+        s = self.settings
+        await self.store.start()
+        self.bus.subscribe(self.hub.on_bus)
+        self.hub.start()
+        self.gateway_port = await self.gateway.start(s.host, s.gateway_port)
+        sock = _bind(s.host, s.port)
+        self.api_port = int(sock.getsockname()[1])
+        config = uvicorn.Config(self.asgi_app(), lifespan="off", access_log=False,
+                                log_config=None, server_header=False, http="httptools",
+                                timeout_graceful_shutdown=5)
+        self._http = _Server(config)
+        self._http_task = asyncio.get_running_loop().create_task(self._http.serve([sock]))
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise TidingsError("HTTP server stopped during start")
+            await asyncio.sleep(0.01)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired())
+
+    async def stop(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            await self._http_task
+        await self.gateway.close()
+        await self.hub.close()
+        await self.bus.close()
+        await self.store.close()
+
+    async def _sweep_expired(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_s)
+            try:
+                inbox, messages = await self.store.sweep_expired()
+                if inbox or messages:
+                    log.info("expired: %d inbox entries, %d messages", inbox, messages)
+            except TidingsError as exc:
+                log.warning("expiry sweep failed: %s", exc)
+
+    def urls(self) -> dict[str, str]:
+        host = self.settings.host
+        shown = f"[{host}]" if ":" in host else host
+        return {"api": f"http://{shown}:{self.api_port}",
+                "gateway": f"ws://{shown}:{self.gateway_port}"}

@@ -1,0 +1,341 @@
+"""The device protocol as a state machine with no I/O: text frames in, events and frames out.
+
+A gateway connection feeds every received text frame to :meth:`DeviceSession.receive_text`,
+hands the returned events to the delivery core, calls the answer methods (``hello_ok``,
+``register_ok``, ``deliver``...) with what the core decided, and writes out whatever
+:meth:`DeviceSession.frames_to_send` returns. No clock, no sockets, no database here.
+
+The frames are those of Mozilla's push WebSocket protocol (``hello``, ``ack``, ``{}`` pings)
+plus the Tidings extensions for apps described in ``docs/device-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from typing import Any
+
+from tidings.core.models import Delivery, DeviceInfo
+from tidings.protocol import codes
+from tidings.core.limits import check_command_arg
+
+MAX_ERRORS = 20  # bad frames tolerated on one connection before it is closed
+MAX_APPS = 64  # app registrations on one connection
+MAX_ACKS = 1000  # updates in one ack frame
+
+COMMANDS = (
+    "set-alias",
+    "unset-alias",
+    "set-account",
+    "unset-account",
+    "subscribe-topic",
+    "unsubscribe-topic",
+)
+
+
+class State(enum.Enum):
+    AWAIT_HELLO = "await_hello"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+# --- events for the delivery core -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Hello:
+    uaid: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class AppRegister:
+    req: str
+    app_id: str
+    app_key: str
+    package: str
+    info: DeviceInfo
+
+
+@dataclasses.dataclass(frozen=True)
+class AppUnregister:
+    req: str
+    reg_id: str
+    app_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class AppCommand:
+    req: str
+    reg_id: str
+    app_id: str
+    command: str
+    arg: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Acked:
+    items: tuple[tuple[str, int, str], ...]  # (reg_id, seq, msg_id or "" for resync)
+
+
+@dataclasses.dataclass(frozen=True)
+class Clicked:
+    reg_id: str
+    app_id: str
+    msg_id: str
+
+
+Event = Hello | AppRegister | AppUnregister | AppCommand | Acked | Clicked
+
+
+def _dump(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _str(obj: dict[str, Any], key: str, limit: int = 256, required: bool = True) -> str:
+    value = obj.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value) or len(value) > limit:
+        raise _BadFrame(codes.BAD_FRAME, f"{key} must be a non-empty string of at most {limit}")
+    return value
+
+
+class _BadFrame(Exception):
+    def __init__(self, code: int, reason: str, req: str | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.req = req
+
+
+class DeviceSession:
+    """Protocol state of one device connection."""
+
+    def __init__(self) -> None:
+        self.state = State.AWAIT_HELLO
+        self.uaid: str | None = None
+        self.apps: dict[str, str] = {}  # reg_id -> app_id, registered on this connection
+        self.errors = 0
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._out: list[str] = []
+
+    # input
+
+    def receive_text(self, text: str) -> list[Event]:
+        """Parse one text frame; return the events it produces (often none)."""
+        if self.state is State.CLOSED:
+            return []
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            self._error(codes.BAD_FRAME, "frame is not JSON")
+            return []
+        if not isinstance(obj, dict):
+            self._error(codes.BAD_FRAME, "frame must be a JSON object")
+            return []
+        if not obj:  # {} is a ping
+            self._out.append("{}")
+            return []
+        kind = obj.get("messageType")
+        if self.state is State.AWAIT_HELLO and kind != "hello":
+            self._send_error(codes.HELLO_FIRST, "the first frame must be hello", None)
+            self.close(codes.CLOSE_POLICY, "hello first")
+            return []
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            self._error(codes.UNKNOWN_TYPE, f"unknown messageType {kind!r}")
+            return []
+        try:
+            return handler(self, obj)
+        except _BadFrame as bad:
+            self._error(bad.code, bad.reason, bad.req)
+            return []
+
+    def receive_binary(self) -> None:
+        self._error(codes.BAD_FRAME, "binary frames are not part of the protocol")
+
+    # output
+
+    def frames_to_send(self) -> list[str]:
+        out, self._out = self._out, []
+        return out
+
+    def close(self, code: int, reason: str) -> None:
+        if self.state is not State.CLOSED:
+            self.state = State.CLOSED
+            self.close_code = code
+            self.close_reason = reason
+
+    # answers from the core
+
+    def hello_ok(self, uaid: str) -> None:
+        self.uaid = uaid
+        self.state = State.READY
+        self._out.append(
+            _dump({"messageType": "hello", "uaid": uaid, "status": 200, "use_webpush": True,
+                   "broadcasts": {}})
+        )
+
+    def register_ok(self, req: str, app_id: str, reg_id: str) -> None:
+        self.apps[reg_id] = app_id
+        self._out.append(
+            _dump({"messageType": "app_register", "req": req, "status": 200, "code": 0,
+                   "app_id": app_id, "reg_id": reg_id})
+        )
+
+    def register_failed(self, req: str, app_id: str, code: int, reason: str) -> None:
+        self._out.append(
+            _dump({"messageType": "app_register", "req": req, "status": 403, "code": code,
+                   "app_id": app_id, "reason": reason})
+        )
+
+    def unregister_done(self, req: str, reg_id: str) -> None:
+        self.apps.pop(reg_id, None)
+        self._out.append(
+            _dump({"messageType": "app_unregister", "req": req, "status": 200, "code": 0,
+                   "reg_id": reg_id})
+        )
+
+    def command_result(
+        self, req: str, reg_id: str, command: str, arg: str, code: int = 0, reason: str = ""
+    ) -> None:
+        frame: dict[str, Any] = {"messageType": "app_command", "req": req, "reg_id": reg_id,
+                                 "command": command, "args": [arg], "code": code}
+        if reason:
+            frame["reason"] = reason
+        self._out.append(_dump(frame))
+
+    def deliver(self, d: Delivery) -> None:
+        self._out.append(delivery_frame(d))
+
+    # internals
+
+    def _send_error(self, code: int, reason: str, req: str | None) -> None:
+        frame: dict[str, Any] = {"messageType": "error", "status": 400, "code": code,
+                                 "reason": reason}
+        if req is not None:
+            frame["req"] = req
+        self._out.append(_dump(frame))
+
+    def _error(self, code: int, reason: str, req: str | None = None) -> None:
+        self.errors += 1
+        self._send_error(code, reason, req)
+        if self.errors >= MAX_ERRORS:
+            self.close(codes.CLOSE_POLICY, "too many bad frames")
+
+    def _registered(self, obj: dict[str, Any], req: str | None) -> tuple[str, str]:
+        reg_id = obj.get("reg_id")
+        if not isinstance(reg_id, str) or reg_id not in self.apps:
+            raise _BadFrame(codes.NOT_REGISTERED, "reg_id is not registered on this connection",
+                            req)
+        return reg_id, self.apps[reg_id]
+
+    def _on_hello(self, obj: dict[str, Any]) -> list[Event]:
+        if self.state is not State.AWAIT_HELLO:
+            raise _BadFrame(codes.BAD_FRAME, "hello was already received")
+        uaid = obj.get("uaid")
+        if uaid is not None and (not isinstance(uaid, str) or not 1 <= len(uaid) <= 128):
+            uaid = None  # an unusable uaid gets a fresh one, as Mozilla's service does
+        return [Hello(uaid or None)]
+
+    def _on_app_register(self, obj: dict[str, Any]) -> list[Event]:
+        req = _req(obj)
+        try:
+            sdk = obj.get("sdk") or {}
+            device = obj.get("device") or {}
+            consent = obj.get("consent") or {}
+            if not all(isinstance(x, dict) for x in (sdk, device, consent)):
+                raise _BadFrame(codes.BAD_FRAME, "sdk, device and consent must be objects")
+            agreed_at = consent.get("agreed_at")
+            if agreed_at is not None and not isinstance(agreed_at, int):
+                raise _BadFrame(codes.BAD_FRAME, "consent.agreed_at must be epoch milliseconds")
+            info = DeviceInfo(
+                sdk_name=_str(sdk, "name", 64, required=False),
+                sdk_version=_str(sdk, "version", 32, required=False),
+                app_version=_str(obj, "app_version", 64, required=False),
+                locale=_str(device, "locale", 32, required=False),
+                model=_str(device, "model", 64, required=False),
+                consent_version=_str(consent, "version", 64, required=False) or None,
+                consent_at=agreed_at,
+            )
+            if len(self.apps) >= MAX_APPS:
+                raise _BadFrame(codes.TOO_MANY_APPS, "too many apps on one connection")
+            return [AppRegister(req, _str(obj, "app_id", 64), _str(obj, "app_key", 128),
+                                _str(obj, "package", 256), info)]
+        except _BadFrame as bad:
+            bad.req = req
+            raise
+
+    def _on_app_unregister(self, obj: dict[str, Any]) -> list[Event]:
+        req = _req(obj)
+        reg_id, app_id = self._registered(obj, req)
+        return [AppUnregister(req, reg_id, app_id)]
+
+    def _on_app_command(self, obj: dict[str, Any]) -> list[Event]:
+        req = _req(obj)
+        reg_id, app_id = self._registered(obj, req)
+        command = obj.get("command")
+        if command not in COMMANDS:
+            raise _BadFrame(codes.UNKNOWN_COMMAND, f"unknown command {command!r}", req)
+        args = obj.get("args")
+        if not isinstance(args, list) or len(args) != 1 or not isinstance(args[0], str):
+            raise _BadFrame(codes.BAD_FRAME, "args must be a list with one string", req)
+        problem = check_command_arg(str(command), args[0])
+        if problem is not None:
+            self.command_result(req, reg_id, str(command), args[0][:256], *problem)
+            return []
+        return [AppCommand(req, reg_id, app_id, str(command), args[0])]
+
+    def _on_ack(self, obj: dict[str, Any]) -> list[Event]:
+        updates = obj.get("updates")
+        if not isinstance(updates, list) or len(updates) > MAX_ACKS:
+            raise _BadFrame(codes.BAD_FRAME, f"updates must be a list of at most {MAX_ACKS}")
+        items = []
+        for u in updates:
+            if not isinstance(u, dict):
+                raise _BadFrame(codes.BAD_FRAME, "each update must be an object")
+            reg_id, seq, msg_id = u.get("reg_id"), u.get("seq"), u.get("id", "")
+            if reg_id not in self.apps:
+                raise _BadFrame(codes.NOT_REGISTERED, "ack for a reg_id not registered here")
+            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+                raise _BadFrame(codes.BAD_FRAME, "seq must be a non-negative integer")
+            if not isinstance(msg_id, str):
+                raise _BadFrame(codes.BAD_FRAME, "id must be a string")
+            if seq > 0:  # seq 0 marks an unstored (TTL 0) message: nothing to ack
+                items.append((str(reg_id), seq, msg_id))
+        return [Acked(tuple(items))] if items else []
+
+    def _on_click(self, obj: dict[str, Any]) -> list[Event]:
+        reg_id, app_id = self._registered(obj, None)
+        return [Clicked(reg_id, app_id, _str(obj, "id", 64))]
+
+
+def _req(obj: dict[str, Any]) -> str:
+    req = obj.get("req", "")
+    if isinstance(req, int) and not isinstance(req, bool):
+        req = str(req)
+    if not isinstance(req, str) or len(req) > 64:
+        raise _BadFrame(codes.BAD_FRAME, "req must be a string of at most 64 characters")
+    return req
+
+
+def delivery_frame(d: Delivery) -> str:
+    """The frame for one inbox entry; the message body is stored as ready-made JSON."""
+    if d.msg_id is None:
+        return f'{{"messageType":"resync","reg_id":"{d.reg_id}","seq":{d.seq},"id":""}}'
+    return (
+        f'{{"messageType":"notification","reg_id":"{d.reg_id}","seq":{d.seq},'
+        f'"id":"{d.msg_id}","message":{d.body}}}'
+    )
+
+
+_HANDLERS = {
+    "hello": DeviceSession._on_hello,
+    "app_register": DeviceSession._on_app_register,
+    "app_unregister": DeviceSession._on_app_unregister,
+    "app_command": DeviceSession._on_app_command,
+    "ack": DeviceSession._on_ack,
+    "click": DeviceSession._on_click,
+}
