@@ -243,9 +243,9 @@ class DeviceSession:
     def _on_app_register(self, obj: dict[str, Any]) -> list[Event]:
         req = _req(obj)
         try:
-            sdk = obj.get("sdk") or {}
-            device = obj.get("device") or {}
-            consent = obj.get("consent") or {}
+            sdk, device, consent = (
+                {} if obj.get(k) is None else obj[k] for k in ("sdk", "device", "consent")
+            )
             if not all(isinstance(x, dict) for x in (sdk, device, consent)):
                 raise _BadFrame(codes.BAD_FRAME, "sdk, device and consent must be objects")
             agreed_at = consent.get("agreed_at")

@@ -1,0 +1,134 @@
+"""One real ``tidings serve`` subprocess on free ports with a fresh data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import machine
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+_URL = re.compile(r"(sender API|device gateway)[^:]*:\s+(\S+://\S+)")
+
+
+def _tidings_cmd() -> list[str]:
+    script = Path(sys.executable).with_name("tidings")
+    if script.exists():
+        return [sys.executable, str(script)]
+    return [sys.executable, "-m", "tidings.cli.main"]
+
+
+class Server:
+    """Start with :meth:`start`, stop with :meth:`stop` (or use as a context manager)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.dir = Path(tempfile.mkdtemp(prefix=f"tidings-bench-{label}-"))
+        self.data_dir = self.dir / "data"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.api_url = ""
+        self.gateway_url = ""
+        self.app: dict[str, str] = {}
+        self.errors: list[str] = []
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def create_app(self, package: str = "com.bench.app") -> dict[str, str]:
+        out = subprocess.run(
+            [*_tidings_cmd(), "app", "create", "--data-dir", str(self.data_dir),
+             "--name", "B", "--package", package],
+            check=True, capture_output=True, timeout=60,
+        )
+        self.app = json.loads(out.stdout)
+        return self.app
+
+    def start(self, timeout: float = 30.0) -> None:
+        env = {**os.environ, "TIDINGS_HOST": "127.0.0.1", "TIDINGS_PORT": "0",
+               "TIDINGS_GATEWAY_PORT": "0", "TIDINGS_DATA_DIR": str(self.data_dir)}
+        out_path, err_path = self.dir / "stdout.log", self.dir / "stderr.log"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [*_tidings_cmd(), "serve", "--log-level", "warning"],
+                stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                preexec_fn=machine.server_preexec,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            urls = dict(_URL.findall(out_path.read_text(errors="replace")))
+            if len(urls) == 2:
+                self.api_url, self.gateway_url = urls["sender API"], urls["device gateway"]
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not start; stderr:\n{self.stderr_tail()}")
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        try:
+            text = (self.dir / "stderr.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def error_lines(self) -> list[str]:
+        """WARNING / ERROR lines the server logged (it runs with --log-level warning)."""
+        try:
+            text = (self.dir / "stderr.log").read_text(errors="replace")
+        except OSError:
+            return []
+        return [ln for ln in text.splitlines() if " WARNING " in ln or " ERROR " in ln]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process (all its threads), from /proc."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+    def rss_kib(self) -> int:
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def wait_idle(self, quiet: float = 0.02, window: float = 0.2, timeout: float = 10.0) -> float:
+        """Wait until the server uses under ``quiet`` CPU seconds per ``window``; return CPU."""
+        deadline = time.monotonic() + timeout
+        last = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(window)
+            now = self.cpu_seconds()
+            if now - last < quiet:
+                return now
+            last = now
+        return last
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.dir.exists():
+            self.errors = self.error_lines()
+        shutil.rmtree(self.dir, ignore_errors=True)
