@@ -168,6 +168,7 @@ class DeviceClient:
     async def run(self) -> None:
         """Stay connected until :meth:`close`; reconnect with exponential backoff and jitter."""
         attempt = 0
+        self._closing = False
         while not self._closing:
             started = time.monotonic()
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from websockets.frames import Frame, Opcode
@@ -23,7 +24,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tidings.gateway")
 
-SUBPROTOCOLS = [Subprotocol("push-notification")]
+PUSH = Subprotocol("push-notification")
+
+
+def _select_subprotocol(protocol: ServerProtocol, offered: Sequence[Subprotocol]
+                        ) -> Subprotocol | None:
+    """Echo Mozilla's subprotocol when offered; clients that offer none are welcome too."""
+    return PUSH if PUSH in offered else None
 
 
 class Connection:
@@ -34,7 +41,8 @@ class Connection:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.ws = ServerProtocol(subprotocols=SUBPROTOCOLS, max_size=gateway.max_frame_bytes)
+        self.ws = ServerProtocol(select_subprotocol=_select_subprotocol,
+                                 max_size=gateway.max_frame_bytes)
         self.session = DeviceSession()
         self.transport: asyncio.Transport | None = None
         self.closed = False
