@@ -67,11 +67,17 @@ class Node:
         api = MiPushApi(self.store, self.sender, self.settings)
 
         async def health(request: Request) -> JSONResponse:
-            return JSONResponse({"status": "ok", "version": __version__,
-                                 "connections": len(self.gateway.connections)})
+            return JSONResponse(
+                {
+                    "status": "ok",
+                    "version": __version__,
+                    "connections": len(self.gateway.connections),
+                }
+            )
 
-        return Starlette(routes=[Route("/health", health), *api.routes()],
-                         exception_handlers={404: not_found})
+        return Starlette(
+            routes=[Route("/health", health), *api.routes()], exception_handlers={404: not_found}
+        )
 
     async def start(self) -> None:
         s = self.settings
@@ -81,9 +87,15 @@ class Node:
         self.gateway_port = await self.gateway.start(s.host, s.gateway_port)
         sock = _bind(s.host, s.port)
         self.api_port = int(sock.getsockname()[1])
-        config = uvicorn.Config(self.asgi_app(), lifespan="off", access_log=False,
-                                log_config=None, server_header=False, http="httptools",
-                                timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            self.asgi_app(),
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            http="httptools",
+            timeout_graceful_shutdown=5,
+        )
         self._http = _Server(config)
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve([sock]))
         while not self._http.started:
@@ -117,5 +129,7 @@ class Node:
     def urls(self) -> dict[str, str]:
         host = self.settings.host
         shown = f"[{host}]" if ":" in host else host
-        return {"api": f"http://{shown}:{self.api_port}",
-                "gateway": f"ws://{shown}:{self.gateway_port}"}
+        return {
+            "api": f"http://{shown}:{self.api_port}",
+            "gateway": f"ws://{shown}:{self.gateway_port}",
+        }

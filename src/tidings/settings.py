@@ -24,7 +24,9 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "./data", "Directory for the SQLite database files."),
-    Setting("database_url", "", "PostgreSQL URL (postgresql://...); empty means SQLite in data_dir."),
+    Setting(
+        "database_url", "", "PostgreSQL URL (postgresql://...); empty means SQLite in data_dir."
+    ),
     Setting("host", "127.0.0.1", "Address the HTTP API and the device gateway listen on."),
     Setting("port", 8470, "Port of the HTTP API (sender API)."),
     Setting("gateway_port", 8471, "Port of the device gateway (WebSocket)."),
@@ -34,7 +36,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backlog_cap", 1000, "Stored messages kept per offline device before the oldest go."),
     Setting("max_targets", 1000, "Most regIds / aliases / accounts in one send."),
     Setting("max_frame_bytes", 65536, "Largest WebSocket message a device may send."),
-    Setting("send_buffer_bytes", 1_048_576, "Per-connection outbound buffer; above it the device is cut off."),
+    Setting(
+        "send_buffer_bytes",
+        1_048_576,
+        "Per-connection outbound buffer; above it the device is cut off.",
+    ),
     Setting("inflight_window", 100, "Messages sent to one device and not yet acked, at most."),
     Setting("ack_timeout_s", 30.0, "Seconds before an unacked message is sent again."),
     Setting("hello_timeout_s", 10.0, "Seconds a new connection has to send its hello."),
@@ -60,7 +66,9 @@ def _coerce(setting: Setting, value: Any) -> Any:
             return str(value).lower() in ("1", "true", "yes", "on")
         return str(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {setting.name}: cannot read {value!r} as {kind.__name__}") from exc
+        raise ConfigError(
+            f"setting {setting.name}: cannot read {value!r} as {kind.__name__}"
+        ) from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +87,9 @@ class Settings:
         return load(env={}, overrides={**self.values, **changes})
 
 
-def load(env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+def load(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
     """Defaults, then ``TIDINGS_*`` environment variables, then explicit overrides (flags)."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}

@@ -15,8 +15,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from tidings import settings
-from tidings.clock import Clock
 from tidings.client.device import AppConfig, CommandResult, DeviceClient, PushMessage
+from tidings.clock import Clock
 from tidings.core.models import NewApp
 from tidings.node import Node
 
@@ -28,10 +28,19 @@ from xmpush.base.APIHostSwitch import ServerSwitch  # noqa: E402
 
 
 @contextlib.asynccontextmanager
-async def running_node(data_dir: Path, clock: Clock | None = None,
-                       **overrides: Any) -> AsyncIterator[Node]:
-    conf = settings.load(env={}, overrides={"data_dir": str(data_dir), "host": "127.0.0.1",
-                                            "port": 0, "gateway_port": 0, **overrides})
+async def running_node(
+    data_dir: Path, clock: Clock | None = None, **overrides: Any
+) -> AsyncIterator[Node]:
+    conf = settings.load(
+        env={},
+        overrides={
+            "data_dir": str(data_dir),
+            "host": "127.0.0.1",
+            "port": 0,
+            "gateway_port": 0,
+            **overrides,
+        },
+    )
     node = Node(conf, clock=clock)
     await node.start()
     try:
@@ -50,7 +59,9 @@ def point_xmpush_at(node: Node) -> None:
 class Phone:
     """A device running the Tidings device SDK, recording what the app sees."""
 
-    def __init__(self, node: Node, app: NewApp, state: Path | None = None, **cfg: Any) -> None:
+    def __init__(
+        self, node: Node | str, app: NewApp, state: Path | None = None, **cfg: Any
+    ) -> None:
         self.app = app
         self.cfg = AppConfig(app.app.app_id, app.app_key, app.app.package, **cfg)
         self.messages: list[PushMessage] = []
@@ -59,9 +70,14 @@ class Phone:
         self.errors: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
         self.client = DeviceClient(
-            node.urls()["gateway"], state_path=state, on_notification=self._got,
-            on_pass_through=self._got, on_command_result=self._result,
-            on_resync=self._resync, on_error=self.errors.append, backoff_base=0.05,
+            node if isinstance(node, str) else node.urls()["gateway"],
+            state_path=state,
+            on_notification=self._got,
+            on_pass_through=self._got,
+            on_command_result=self._result,
+            on_resync=self._resync,
+            on_error=self.errors.append,
+            backoff_base=0.05,
             backoff_max=0.5,
         )
         self.client.add_app(self.cfg)
@@ -134,8 +150,16 @@ class RawDevice:
         return str((await self.recv())["uaid"])
 
     async def register(self, app: NewApp, **over: Any) -> dict[str, Any]:
-        await self.send({"messageType": "app_register", "req": "r", "app_id": app.app.app_id,
-                         "app_key": app.app_key, "package": app.app.package, **over})
+        await self.send(
+            {
+                "messageType": "app_register",
+                "req": "r",
+                "app_id": app.app.app_id,
+                "app_key": app.app_key,
+                "package": app.app.package,
+                **over,
+            }
+        )
         return await self.recv()
 
     async def closed_with(self, timeout: float = 5.0) -> int | None:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.helpers import Phone, RawDevice, running_node
-from tidings.clock import ManualClock
 from tidings.client.sender import SenderClient
+from tidings.clock import ManualClock
 from tidings.core.models import NewApp
 from tidings.node import Node
 from tidings.protocol import codes
@@ -33,8 +33,9 @@ async def send(node: Node, app: NewApp, target: str, to: Any = None, **kw: Any) 
     return str(r["data"]["id"])
 
 
-async def test_offline_device_gets_everything_on_reconnect(node: Node, app: NewApp,
-                                                           tmp_path: Path) -> None:
+async def test_offline_device_gets_everything_on_reconnect(
+    node: Node, app: NewApp, tmp_path: Path
+) -> None:
     state = tmp_path / "phone.json"
     phone = await Phone(node, app, state=state, aliases=["bo"], topics=["t"]).start()
     reg_id = phone.reg_id
@@ -110,8 +111,7 @@ async def test_unacked_messages_are_redelivered(node: Node, app: NewApp) -> None
         assert (first["id"], first["seq"]) == (msg_id, 1)
         again = await dev.recv(timeout=3)  # ack_timeout_s is 0.5 in the fixture
         assert (again["id"], again["seq"]) == (msg_id, 1)
-        await dev.send({"messageType": "ack", "updates": [
-            {"reg_id": reg, "seq": 1, "id": msg_id}]})
+        await dev.send({"messageType": "ack", "updates": [{"reg_id": reg, "seq": 1, "id": msg_id}]})
         with pytest.raises(TimeoutError):
             await dev.recv(timeout=1.2)
     assert (await node.store.counts())["inbox"] == 0
@@ -123,8 +123,12 @@ async def test_unacked_messages_come_back_after_reconnect(node: Node, app: NewAp
         reg = (await dev.register(app))["reg_id"]
         ids = [await send(node, app, "regid", reg, title=f"m{i}") for i in range(3)]
         got = [await dev.recv() for _ in range(3)]
-        await dev.send({"messageType": "ack", "updates": [
-            {"reg_id": reg, "seq": got[0]["seq"], "id": got[0]["id"]}]})
+        await dev.send(
+            {
+                "messageType": "ack",
+                "updates": [{"reg_id": reg, "seq": got[0]["seq"], "id": got[0]["id"]}],
+            }
+        )
         await asyncio.sleep(0.1)
     async with RawDevice.connect(node) as dev:
         assert await dev.hello(uaid) == uaid
@@ -149,8 +153,7 @@ async def test_backlog_cap_keeps_newest_and_one_resync_marker(tmp_path: Path) ->
 
 
 async def test_slow_device_is_cut_off_and_loses_nothing(tmp_path: Path) -> None:
-    async with running_node(tmp_path / "d", send_buffer_bytes=65_536,
-                            inflight_window=2000) as node:
+    async with running_node(tmp_path / "d", send_buffer_bytes=65_536, inflight_window=2000) as node:
         app = await node.store.create_app("Demo", "com.example.demo")
         fast = await Phone(node, app).start()
         # a device that registers and then never reads: tiny receive buffer, raw socket
@@ -163,11 +166,18 @@ async def test_slow_device_is_cut_off_and_loses_nothing(tmp_path: Path) -> None:
         slow = await _raw_ws_register(reader, writer, app)
         # enough to fill the kernel's socket buffers (up to 4 MiB) and then ours
         client = sender(node, app)
-        entry = {"target": slow, "message": {"restricted_package_name": app.app.package,
-                                             "pass_through": 1, "payload": "x" * 4000}}
+        entry = {
+            "target": slow,
+            "message": {
+                "restricted_package_name": app.app.package,
+                "pass_through": 1,
+                "payload": "x" * 4000,
+            },
+        }
         for _ in range(4):
-            r = await asyncio.to_thread(client.call, "/v2/multi_messages/regids",
-                                        {"messages": json.dumps([entry] * 400)})
+            r = await asyncio.to_thread(
+                client.call, "/v2/multi_messages/regids", {"messages": json.dumps([entry] * 400)}
+            )
             assert r["code"] == 0
         client.close()
         last = await send(node, app, "regid", fast.reg_id, title="still fine")
@@ -182,19 +192,25 @@ async def test_slow_device_is_cut_off_and_loses_nothing(tmp_path: Path) -> None:
         await fast.stop()
 
 
-async def _raw_ws_register(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                           app: NewApp) -> str:
+async def _raw_ws_register(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, app: NewApp
+) -> str:
     """Minimal client handshake and registration over a raw socket (client frames masked)."""
-    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
     await reader.readuntil(b"\r\n\r\n")
 
     def frame(obj: dict[str, Any]) -> bytes:
         data = json.dumps(obj).encode()
         assert len(data) < 65536
-        size = bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + len(
-            data).to_bytes(2, "big")
+        size = (
+            bytes([0x80 | len(data)])
+            if len(data) < 126
+            else bytes([0x80 | 126]) + len(data).to_bytes(2, "big")
+        )
         return b"\x81" + size + b"\0\0\0\0" + data  # a zero mask key leaves data as is
 
     async def read_text() -> dict[str, Any]:
@@ -206,18 +222,31 @@ async def _raw_ws_register(reader: asyncio.StreamReader, writer: asyncio.StreamW
 
     writer.write(frame({"messageType": "hello"}))
     await read_text()
-    writer.write(frame({"messageType": "app_register", "req": "1", "app_id": app.app.app_id,
-                        "app_key": app.app_key, "package": app.app.package}))
+    writer.write(
+        frame(
+            {
+                "messageType": "app_register",
+                "req": "1",
+                "app_id": app.app.app_id,
+                "app_key": app.app_key,
+                "package": app.app.package,
+            }
+        )
+    )
     return str((await read_text())["reg_id"])
 
 
 @pytest.mark.parametrize(
     ("over", "code"),
-    [({"app_key": "wrong"}, codes.BAD_APP_KEY), ({"package": "com.evil.app"}, codes.BAD_PACKAGE),
-     ({"app_id": "123"}, codes.BAD_APP_ID)],
+    [
+        ({"app_key": "wrong"}, codes.BAD_APP_KEY),
+        ({"package": "com.evil.app"}, codes.BAD_PACKAGE),
+        ({"app_id": "123"}, codes.BAD_APP_ID),
+    ],
 )
-async def test_registration_is_refused_with_mi_push_codes(node: Node, app: NewApp,
-                                                          over: dict[str, str], code: int) -> None:
+async def test_registration_is_refused_with_mi_push_codes(
+    node: Node, app: NewApp, over: dict[str, str], code: int
+) -> None:
     async with RawDevice.connect(node) as dev:
         await dev.hello()
         reply = await dev.register(app, **over)
@@ -240,8 +269,15 @@ async def test_bad_frames_on_a_real_socket(node: Node, app: NewApp) -> None:
         await dev.send("{}")
         assert await dev.recv() == {}
         reg = (await dev.register(app))["reg_id"]
-        await dev.send({"messageType": "app_command", "req": "c", "reg_id": reg,
-                        "command": "set-alias", "args": ["a" * 129]})
+        await dev.send(
+            {
+                "messageType": "app_command",
+                "req": "c",
+                "reg_id": reg,
+                "command": "set-alias",
+                "args": ["a" * 129],
+            }
+        )
         assert (await dev.recv())["code"] == 65008
     async with RawDevice.connect(node) as dev:
         await dev.hello()

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from xmpush.APISender import APISender
 from xmpush.APISubscribe import APISubscribe
-from xmpush.base.APIConstants import Constants
 from xmpush.base.APIError import APIError
 from xmpush.base.APIMessage import PushMessage
 
@@ -20,9 +19,16 @@ PKG = "com.example.demo"
 
 
 def message(title: str = "Hello", **extra: str) -> dict[str, Any]:
-    msg = (PushMessage().restricted_package_name(PKG).title(title).description("World")
-           .pass_through(0).notify_type(-1).payload('{"k":1}')
-           .extra({"notify_effect": "1", **extra}))
+    msg = (
+        PushMessage()
+        .restricted_package_name(PKG)
+        .title(title)
+        .description("World")
+        .pass_through(0)
+        .notify_type(-1)
+        .payload('{"k":1}')
+        .extra({"notify_effect": "1", **extra})
+    )
     return msg.message_dict()  # type: ignore[no-any-return]
 
 
@@ -33,11 +39,18 @@ async def call(fn: Any, *args: Any, **kw: Any) -> Any:
 
 async def test_send_to_regid_delivers_every_field(node: Node, app: NewApp) -> None:
     phone = await Phone(node, app).start()
-    msg = (PushMessage().restricted_package_name(PKG).title("Title").description("Body")
-           .pass_through(0).notify_type(3).notify_id(7).payload("data%20here")
-           .extra({"notify_effect": "2", "intent_uri": "app://x", "my_key": "my value"}))
-    r = await call(APISender(app.app_secret).send, msg.message_dict(), phone.reg_id,
-                   retry_times=1)
+    msg = (
+        PushMessage()
+        .restricted_package_name(PKG)
+        .title("Title")
+        .description("Body")
+        .pass_through(0)
+        .notify_type(3)
+        .notify_id(7)
+        .payload("data%20here")
+        .extra({"notify_effect": "2", "intent_uri": "app://x", "my_key": "my value"})
+    )
+    r = await call(APISender(app.app_secret).send, msg.message_dict(), phone.reg_id, retry_times=1)
     assert r.code == 0 and r.result == "ok" and len(r.data.id) == 22
     assert r.info == "Received push messages for 1 REGID"
     [got] = await phone.wait_for(1)
@@ -61,8 +74,9 @@ async def test_every_target_type_through_the_sdk(node: Node, app: NewApp) -> Non
     assert [m.title for m in a.messages] == ["alias", "account", "topic", "all"]
     assert [m.title for m in b.messages] == ["account", "all"]
     assert a.ids() == [r.data.id for r in (r_alias, r_acct, r_topic, r_all)]
-    pass_msg = (PushMessage().restricted_package_name(PKG).pass_through(1).payload("raw")
-                .message_dict())
+    pass_msg = (
+        PushMessage().restricted_package_name(PKG).pass_through(1).payload("raw").message_dict()
+    )
     await call(sender.send, pass_msg, b.reg_id, retry_times=1)
     [*_, last] = await b.wait_for(3)
     assert (last.pass_through, last.payload) == (1, "raw")
@@ -74,8 +88,7 @@ async def test_every_target_type_through_the_sdk(node: Node, app: NewApp) -> Non
     ("op", "expected"),
     [("UNION", {"d1", "d2", "d3"}), ("INTERSECTION", {"d2"}), ("EXCEPT", {"d1"})],
 )
-async def test_multi_topic_operations(node: Node, app: NewApp, op: str,
-                                      expected: set[str]) -> None:
+async def test_multi_topic_operations(node: Node, app: NewApp, op: str, expected: set[str]) -> None:
     phones = {
         "d1": await Phone(node, app, topics=["a"]).start(),
         "d2": await Phone(node, app, topics=["a", "b"]).start(),
@@ -136,8 +149,11 @@ async def test_documented_error_codes(node: Node, app: NewApp) -> None:
     s, reg = app.app_secret, phone.reg_id
     cases: list[tuple[int, str, dict[str, Any]]] = [
         (21301, "/v3/message/regid", {"registration_id": reg, "secret": "wrong"}),
-        (22022, "/v3/message/regid", {**BASE, "restricted_package_name": "com.other.app",
-                                      "registration_id": reg}),
+        (
+            22022,
+            "/v3/message/regid",
+            {**BASE, "restricted_package_name": "com.other.app", "registration_id": reg},
+        ),
         (10016, "/v3/message/regid", {"title": "t", "description": "d", "registration_id": reg}),
         (20301, "/v3/message/regid", {**BASE, "registration_id": "unknown1,unknown2"}),
         (10017, "/v3/message/regid", {**BASE, "registration_id": ",".join(["x"] * 1001)}),
@@ -145,16 +161,25 @@ async def test_documented_error_codes(node: Node, app: NewApp) -> None:
         (10017, "/v3/message/regid", {**BASE, "title": "x" * 50, "registration_id": reg}),
         (10017, "/v3/message/regid", {**BASE, "description": "x" * 128, "registration_id": reg}),
         (10016, "/v3/message/regid", {**BASE, "title": " ", "registration_id": reg}),
-        (10016, "/v3/message/regid", {**BASE, "pass_through": "1", "payload": "",
-                                      "registration_id": reg}),
+        (
+            10016,
+            "/v3/message/regid",
+            {**BASE, "pass_through": "1", "payload": "", "registration_id": reg},
+        ),
         (10017, "/v3/message/regid", {**BASE, "time_to_live": "-1", "registration_id": reg}),
-        (10017, "/v3/message/regid", {**BASE, "time_to_live": str(11 * 86400000),
-                                      "registration_id": reg}),
+        (
+            10017,
+            "/v3/message/regid",
+            {**BASE, "time_to_live": str(11 * 86400000), "registration_id": reg},
+        ),
         (10017, "/v3/message/regid", {**BASE, "time_to_live": "soon", "registration_id": reg}),
         (10017, "/v3/message/regid", {**BASE, "notify_id": "-3", "registration_id": reg}),
         (10017, "/v3/message/regid", {**BASE, "pass_through": "2", "registration_id": reg}),
-        (65014, "/v3/message/regid", {**BASE, "registration_id": reg,
-                                      **{f"extra.k{i}": "v" for i in range(11)}}),
+        (
+            65014,
+            "/v3/message/regid",
+            {**BASE, "registration_id": reg, **{f"extra.k{i}": "v" for i in range(11)}},
+        ),
         (65015, "/v3/message/regid", {**BASE, "registration_id": reg, "extra.k": "v" * 1025}),
         (10017, "/v3/message/regid", {**BASE, "registration_id": reg, "extra.jobkey": "_bad"}),
         (10016, "/v3/message/regid", {**BASE}),
@@ -163,8 +188,11 @@ async def test_documented_error_codes(node: Node, app: NewApp) -> None:
         (65017, "/v2/message/user_account", {**BASE, "user_account": "u" * 129}),
         (65013, "/v3/message/topic", {**BASE, "topic": ""}),
         (65010, "/v3/message/topic", {**BASE, "topic": "t" * 129}),
-        (65035, "/v3/message/multi_topic", {**BASE, "topics": ";$;".join("abcdef"),
-                                            "topic_op": "UNION"}),
+        (
+            65035,
+            "/v3/message/multi_topic",
+            {**BASE, "topics": ";$;".join("abcdef"), "topic_op": "UNION"},
+        ),
         (10017, "/v3/message/multi_topic", {**BASE, "topics": "a;$;b", "topic_op": "XOR"}),
         (65013, "/v3/message/multi_topic", {**BASE, "topics": "a;$;", "topic_op": "UNION"}),
         (22022, "/v2/message/all", {**BASE, "restricted_package_name": f"{PKG},com.b.c"}),
@@ -183,8 +211,13 @@ async def test_documented_error_codes(node: Node, app: NewApp) -> None:
 
 async def test_bad_regids_are_reported_and_good_ones_served(node: Node, app: NewApp) -> None:
     phone = await Phone(node, app).start()
-    r = await call(_post, app.app_secret, "/v3/message/regid", **BASE,
-                   registration_id=f"{phone.reg_id},gone-1,")
+    r = await call(
+        _post,
+        app.app_secret,
+        "/v3/message/regid",
+        **BASE,
+        registration_id=f"{phone.reg_id},gone-1,",
+    )
     assert r.code == 0 and r.data.bad_regids == "gone-1"
     await phone.wait_for(1)
     await phone.stop()

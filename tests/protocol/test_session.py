@@ -46,8 +46,13 @@ def test_hello_round_trip_echoes_uaid() -> None:
     assert s.receive_text('{"messageType":"hello","uaid":"abc"}') == [Hello("abc")]
     s.hello_ok("abc")
     [reply] = frames(s)
-    assert reply == {"messageType": "hello", "uaid": "abc", "status": 200, "use_webpush": True,
-                     "broadcasts": {}}
+    assert reply == {
+        "messageType": "hello",
+        "uaid": "abc",
+        "status": 200,
+        "use_webpush": True,
+        "broadcasts": {},
+    }
     assert s.state is State.READY
 
 
@@ -80,12 +85,19 @@ def test_ping_is_answered() -> None:
         ('{"messageType":7}', codes.UNKNOWN_TYPE),
         ('{"messageType":"hello"}', codes.BAD_FRAME),
         ('{"messageType":"app_register","req":"9"}', codes.BAD_FRAME),
-        ('{"messageType":"app_register","req":"9","app_id":"a","app_key":"k","package":""}',
-         codes.BAD_FRAME),
-        ('{"messageType":"app_register","app_id":"a","app_key":"k","package":"p","sdk":[]}',
-         codes.BAD_FRAME),
-        ('{"messageType":"app_command","req":"2","reg_id":"nope","command":"set-alias",'
-         '"args":["a"]}', codes.NOT_REGISTERED),
+        (
+            '{"messageType":"app_register","req":"9","app_id":"a","app_key":"k","package":""}',
+            codes.BAD_FRAME,
+        ),
+        (
+            '{"messageType":"app_register","app_id":"a","app_key":"k","package":"p","sdk":[]}',
+            codes.BAD_FRAME,
+        ),
+        (
+            '{"messageType":"app_command","req":"2","reg_id":"nope","command":"set-alias",'
+            '"args":["a"]}',
+            codes.NOT_REGISTERED,
+        ),
         ('{"messageType":"ack","updates":[{"reg_id":"nope","seq":1}]}', codes.NOT_REGISTERED),
         ('{"messageType":"ack","updates":"x"}', codes.BAD_FRAME),
         ('{"messageType":"click","reg_id":"nope","id":"m"}', codes.NOT_REGISTERED),
@@ -122,49 +134,84 @@ def test_binary_frames_are_refused() -> None:
 
 def test_app_register_event_and_answers() -> None:
     s = ready()
-    [ev] = s.receive_text(json.dumps({
-        "messageType": "app_register", "req": 7, "app_id": "A1", "app_key": "K",
-        "package": "com.x.y", "sdk": {"name": "tidings-python", "version": "0.1"},
-        "app_version": "3.2", "device": {"locale": "en_US", "model": "Pixel"},
-        "consent": {"version": "v2", "agreed_at": 1700000000000},
-    }))
+    [ev] = s.receive_text(
+        json.dumps(
+            {
+                "messageType": "app_register",
+                "req": 7,
+                "app_id": "A1",
+                "app_key": "K",
+                "package": "com.x.y",
+                "sdk": {"name": "tidings-python", "version": "0.1"},
+                "app_version": "3.2",
+                "device": {"locale": "en_US", "model": "Pixel"},
+                "consent": {"version": "v2", "agreed_at": 1700000000000},
+            }
+        )
+    )
     assert isinstance(ev, AppRegister)
     assert (ev.req, ev.app_id, ev.app_key, ev.package) == ("7", "A1", "K", "com.x.y")
     assert ev.info.consent_version == "v2" and ev.info.consent_at == 1700000000000
     assert ev.info.locale == "en_US" and ev.info.sdk_version == "0.1"
     s.register_failed("7", "A1", codes.BAD_PACKAGE, "package does not match")
-    assert frames(s)[0] == {"messageType": "app_register", "req": "7", "status": 403,
-                            "code": 22022, "app_id": "A1", "reason": "package does not match"}
+    assert frames(s)[0] == {
+        "messageType": "app_register",
+        "req": "7",
+        "status": 403,
+        "code": 22022,
+        "app_id": "A1",
+        "reason": "package does not match",
+    }
     s.register_ok("7", "A1", "R1")
     assert frames(s)[0]["reg_id"] == "R1" and s.apps == {"R1": "A1"}
 
 
 def test_commands_are_checked_before_the_core_sees_them() -> None:
     s = registered()
-    ev = s.receive_text('{"messageType":"app_command","req":"1","reg_id":"R1",'
-                        '"command":"set-alias","args":["alice"]}')
+    ev = s.receive_text(
+        '{"messageType":"app_command","req":"1","reg_id":"R1",'
+        '"command":"set-alias","args":["alice"]}'
+    )
     assert ev == [AppCommand("1", "R1", "A1", "set-alias", "alice")]
-    assert s.receive_text('{"messageType":"app_command","req":"2","reg_id":"R1",'
-                          '"command":"set-alias","args":["' + "x" * 200 + '"]}') == []
+    assert (
+        s.receive_text(
+            '{"messageType":"app_command","req":"2","reg_id":"R1",'
+            '"command":"set-alias","args":["' + "x" * 200 + '"]}'
+        )
+        == []
+    )
     assert frames(s)[0]["code"] == 65008  # alias too long, Mi Push's code
-    assert s.receive_text('{"messageType":"app_command","req":"3","reg_id":"R1",'
-                          '"command":"subscribe-topic","args":[" "]}') == []
+    assert (
+        s.receive_text(
+            '{"messageType":"app_command","req":"3","reg_id":"R1",'
+            '"command":"subscribe-topic","args":[" "]}'
+        )
+        == []
+    )
     assert frames(s)[0]["code"] == 65013
-    assert s.receive_text('{"messageType":"app_command","req":"4","reg_id":"R1",'
-                          '"command":"fly","args":["x"]}') == []
+    assert (
+        s.receive_text(
+            '{"messageType":"app_command","req":"4","reg_id":"R1","command":"fly","args":["x"]}'
+        )
+        == []
+    )
     assert frames(s)[0]["code"] == codes.UNKNOWN_COMMAND
 
 
 def test_ack_click_unregister_events() -> None:
     s = registered()
-    assert s.receive_text('{"messageType":"ack","updates":[{"reg_id":"R1","seq":3,"id":"m"},'
-                          '{"reg_id":"R1","seq":0,"id":"e"}]}') == [Acked((("R1", 3, "m"),))]
+    assert s.receive_text(
+        '{"messageType":"ack","updates":[{"reg_id":"R1","seq":3,"id":"m"},'
+        '{"reg_id":"R1","seq":0,"id":"e"}]}'
+    ) == [Acked((("R1", 3, "m"),))]
     assert s.receive_text('{"messageType":"ack","updates":[{"reg_id":"R1","seq":-1}]}') == []
     assert frames(s)[0]["code"] == codes.BAD_FRAME
     assert s.receive_text('{"messageType":"click","reg_id":"R1","id":"m"}') == [
-        Clicked("R1", "A1", "m")]
+        Clicked("R1", "A1", "m")
+    ]
     assert s.receive_text('{"messageType":"app_unregister","req":"5","reg_id":"R1"}') == [
-        AppUnregister("5", "R1", "A1")]
+        AppUnregister("5", "R1", "A1")
+    ]
     s.unregister_done("5", "R1")
     assert s.apps == {}
 
@@ -172,7 +219,12 @@ def test_ack_click_unregister_events() -> None:
 def test_delivery_frames() -> None:
     body = '{"title":"t","extra":{"k":"v"}}'
     note = json.loads(delivery_frame(Delivery("R1", 4, "m1", body, 0)))
-    assert note == {"messageType": "notification", "reg_id": "R1", "seq": 4, "id": "m1",
-                    "message": {"title": "t", "extra": {"k": "v"}}}
+    assert note == {
+        "messageType": "notification",
+        "reg_id": "R1",
+        "seq": 4,
+        "id": "m1",
+        "message": {"title": "t", "extra": {"k": "v"}},
+    }
     marker = json.loads(delivery_frame(Delivery("R1", 5, None, None, 0)))
     assert marker == {"messageType": "resync", "reg_id": "R1", "seq": 5, "id": ""}

@@ -18,13 +18,49 @@ from tidings.core.models import App, Message, Notification, TargetKind, TopicOp
 from tidings.errors import ApiError
 
 RESERVED_EXTRAS = frozenset(
-    """notify_effect intent_uri web_uri class_name intent_flag notify_foreground sound_uri ticker
-    channel_id channel_name channel_description template_id template_param callback
-    callback.param callback.type jobkey flow_control only_send_once locale locale_not_in model
-    model_not_in app_version app_version_not_in connpt instant_notify notification_style_type
-    notification_large_icon_uri notification_bigPic_uri layout_name layout_value
-    push_server_action hybrid_debug hybrid_pn badge category sound_url ios_msg_channel
-    content-available show-content""".split()
+    (
+        "notify_effect",
+        "intent_uri",
+        "web_uri",
+        "class_name",
+        "intent_flag",
+        "notify_foreground",
+        "sound_uri",
+        "ticker",
+        "channel_id",
+        "channel_name",
+        "channel_description",
+        "template_id",
+        "template_param",
+        "callback",
+        "callback.param",
+        "callback.type",
+        "jobkey",
+        "flow_control",
+        "only_send_once",
+        "locale",
+        "locale_not_in",
+        "model",
+        "model_not_in",
+        "app_version",
+        "app_version_not_in",
+        "connpt",
+        "instant_notify",
+        "notification_style_type",
+        "notification_large_icon_uri",
+        "notification_bigPic_uri",
+        "layout_name",
+        "layout_value",
+        "push_server_action",
+        "hybrid_debug",
+        "hybrid_pn",
+        "badge",
+        "category",
+        "sound_url",
+        "ios_msg_channel",
+        "content-available",
+        "show-content",
+    )
 )
 RESERVED_PREFIXES = ("notification_style_button_", "notification_small_icon_", "apsAlert-")
 
@@ -38,13 +74,23 @@ class Draft:
     store: bool  # False for TTL 0 and extra.only_send_once=1: online now or never
 
     def message(
-        self, app: App, kind: TargetKind, now: int, topics: tuple[str, ...] = (),
-        topic_op: TopicOp = TopicOp.UNION, msg_id: str | None = None,
+        self,
+        app: App,
+        kind: TargetKind,
+        now: int,
+        topics: tuple[str, ...] = (),
+        topic_op: TopicOp = TopicOp.UNION,
+        msg_id: str | None = None,
     ) -> Message:
         return Message(
-            msg_id=msg_id or ids.message_id(), app_id=app.app_id, kind=kind,
-            notification=self.notification, created_at=now, expires_at=now + self.ttl_ms,
-            topics=topics, topic_op=topic_op,
+            msg_id=msg_id or ids.message_id(),
+            app_id=app.app_id,
+            kind=kind,
+            notification=self.notification,
+            created_at=now,
+            expires_at=now + self.ttl_ms,
+            topics=topics,
+            topic_op=topic_op,
         )
 
 
@@ -78,26 +124,28 @@ def read_extras(fields: dict[str, Any]) -> dict[str, str]:
     for key, value in fields.items():
         key, value = str(key), "" if value is None else str(value)
         if not key or len(key) > limits.MAX_EXTRA_LEN or len(value) > limits.MAX_EXTRA_LEN:
-            raise ApiError(codes.EXTRA_TOO_LONG,
-                           f"extra keys and values must be 1..{limits.MAX_EXTRA_LEN} characters")
+            raise ApiError(
+                codes.EXTRA_TOO_LONG,
+                f"extra keys and values must be 1..{limits.MAX_EXTRA_LEN} characters",
+            )
         if key not in RESERVED_EXTRAS and not key.startswith(RESERVED_PREFIXES):
             custom += 1
         extra[key] = value
     if custom > limits.MAX_EXTRAS:
-        raise ApiError(codes.TOO_MANY_EXTRAS,
-                       f"at most {limits.MAX_EXTRAS} custom extra keys (got {custom})")
+        raise ApiError(
+            codes.TOO_MANY_EXTRAS, f"at most {limits.MAX_EXTRAS} custom extra keys (got {custom})"
+        )
     jobkey = extra.get("jobkey")
     if jobkey is not None and not limits.JOBKEY.match(jobkey):
-        raise ApiError(codes.ILLEGAL_PARAM,
-                       "extra.jobkey: 1-20 of [0-9a-zA-Z_-], not starting with _")
+        raise ApiError(
+            codes.ILLEGAL_PARAM, "extra.jobkey: 1-20 of [0-9a-zA-Z_-], not starting with _"
+        )
     if extra.get("only_send_once", "0") not in ("0", "1"):
         raise ApiError(codes.ILLEGAL_PARAM, "extra.only_send_once must be 0 or 1")
     return extra
 
 
-def read_message(
-    fields: dict[str, Any], *, ttl_default: int, ttl_max: int, now: int
-) -> Draft:
+def read_message(fields: dict[str, Any], *, ttl_default: int, ttl_max: int, now: int) -> Draft:
     """Check one message given as a mapping of Mi Push field names (form or JSON)."""
     pass_through = _int(fields.get("pass_through"), "pass_through", 0, 1, 0)
     notify_type = _int(fields.get("notify_type"), "notify_type", -1, 7, -1)
@@ -110,8 +158,9 @@ def read_message(
     description = str(fields.get("description") or "")
     payload = str(fields.get("payload") or "")
     if len(payload.encode()) >= limits.MAX_PAYLOAD_BYTES:
-        raise ApiError(codes.CONTENT_TOO_LONG,
-                       f"payload must be shorter than {limits.MAX_PAYLOAD_BYTES} bytes")
+        raise ApiError(
+            codes.CONTENT_TOO_LONG, f"payload must be shorter than {limits.MAX_PAYLOAD_BYTES} bytes"
+        )
     if pass_through == 0:
         if not title.strip() or not description.strip():
             raise ApiError(codes.MISSING_PARAM, "a notification needs a title and a description")
@@ -120,16 +169,23 @@ def read_message(
     if len(title) >= limits.MAX_TITLE:
         raise ApiError(codes.ILLEGAL_PARAM, f"title must be shorter than {limits.MAX_TITLE}")
     if len(description) >= limits.MAX_DESCRIPTION:
-        raise ApiError(codes.ILLEGAL_PARAM,
-                       f"description must be shorter than {limits.MAX_DESCRIPTION}")
+        raise ApiError(
+            codes.ILLEGAL_PARAM, f"description must be shorter than {limits.MAX_DESCRIPTION}"
+        )
     extra_fields = fields.get("extra") or {}
     if not isinstance(extra_fields, dict):
         raise ApiError(codes.ILLEGAL_PARAM, "extra must be an object")
     extra = read_extras(extra_fields)
     assert ttl is not None and pass_through is not None and notify_type is not None
-    note = Notification(title=title, description=description, payload=payload,
-                        pass_through=pass_through, notify_type=notify_type, notify_id=notify_id,
-                        extra=extra)
+    note = Notification(
+        title=title,
+        description=description,
+        payload=payload,
+        pass_through=pass_through,
+        notify_type=notify_type,
+        notify_id=notify_id,
+        extra=extra,
+    )
     store = ttl > 0 and extra.get("only_send_once") != "1"
     return Draft(note, ttl, store)
 
@@ -137,13 +193,23 @@ def read_message(
 def fields_from_params(params: Params) -> dict[str, Any]:
     """The message fields of a form request: top-level names plus ``extra.<key>``."""
     fields: dict[str, Any] = {}
-    for name in ("title", "description", "payload", "pass_through", "notify_type", "notify_id",
-                 "time_to_live", "time_to_send"):
+    for name in (
+        "title",
+        "description",
+        "payload",
+        "pass_through",
+        "notify_type",
+        "notify_id",
+        "time_to_live",
+        "time_to_send",
+    ):
         value = params.get(name)
         if value is not None:
             fields[name] = value
     fields["extra"] = {
-        key[len("extra."):]: params.get(key) for key in params.keys() if key.startswith("extra.")
+        key[len("extra.") :]: params.get(key)
+        for key in params.keys()  # noqa: SIM118
+        if key.startswith("extra.")
     }
     return fields
 

@@ -42,8 +42,9 @@ MAX_REGID = 256
 Handler = Callable[["Call"], Awaitable[dict[str, Any]]]
 
 
-def envelope(code: int, data: dict[str, Any] | None = None, reason: str = "",
-             info: str = "") -> dict[str, Any]:
+def envelope(
+    code: int, data: dict[str, Any] | None = None, reason: str = "", info: str = ""
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "result": "ok" if code == 0 else "error",
         "code": code,
@@ -74,16 +75,21 @@ class Call:
     def draft(self) -> Draft:
         s = self.api.settings
         check_package(self.app, self.packages(), several_allowed=not self.path.startswith("/v2/"))
-        return read_message(fields_from_params(self.params), ttl_default=s.ttl_default_ms,
-                            ttl_max=s.ttl_max_ms, now=self.api.sender.now())
+        return read_message(
+            fields_from_params(self.params),
+            ttl_default=s.ttl_default_ms,
+            ttl_max=s.ttl_max_ms,
+            now=self.api.sender.now(),
+        )
 
     def targets(self, kind: TargetKind, *names: str) -> list[str]:
         values = self.params.list(*names)
         if not values:
             raise ApiError(codes.MISSING_PARAM, f"{names[0]} is required")
         if len(values) > self.api.settings.max_targets:
-            raise ApiError(codes.ILLEGAL_PARAM,
-                           f"at most {self.api.settings.max_targets} targets per request")
+            raise ApiError(
+                codes.ILLEGAL_PARAM, f"at most {self.api.settings.max_targets} targets per request"
+            )
         for value in values:
             check_target(kind, value)
         return values
@@ -104,16 +110,23 @@ def check_target(kind: TargetKind, value: str) -> None:
     elif kind is TargetKind.ACCOUNT:
         problem = limits.check_account(value)
     else:
-        problem = (codes.ILLEGAL_PARAM, "registration_id is too long") if len(
-            value) > MAX_REGID else None
+        problem = (
+            (codes.ILLEGAL_PARAM, "registration_id is too long") if len(value) > MAX_REGID else None
+        )
     if problem:
         raise ApiError(*problem)
 
 
-_INFO_NAMES = {TargetKind.REGID: "REGID", TargetKind.ALIAS: "ALIAS",
-               TargetKind.ACCOUNT: "USER_ACCOUNT"}
-_BAD_FIELD = {TargetKind.REGID: "bad_regids", TargetKind.ALIAS: "bad_aliases",
-              TargetKind.ACCOUNT: "bad_user_accounts"}
+_INFO_NAMES = {
+    TargetKind.REGID: "REGID",
+    TargetKind.ALIAS: "ALIAS",
+    TargetKind.ACCOUNT: "USER_ACCOUNT",
+}
+_BAD_FIELD = {
+    TargetKind.REGID: "bad_regids",
+    TargetKind.ALIAS: "bad_aliases",
+    TargetKind.ACCOUNT: "bad_user_accounts",
+}
 
 
 async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, Any]:
@@ -141,13 +154,17 @@ async def send_account(call: Call) -> dict[str, Any]:
     return await _send_unicast(call, TargetKind.ACCOUNT, "user_account", "user_accounts")
 
 
-async def _broadcast(call: Call, kind: TargetKind, topics: tuple[str, ...] = (),
-                     op: TopicOp = TopicOp.UNION) -> dict[str, Any]:
+async def _broadcast(
+    call: Call, kind: TargetKind, topics: tuple[str, ...] = (), op: TopicOp = TopicOp.UNION
+) -> dict[str, Any]:
     draft = call.draft()
     message = draft.message(call.app, kind, call.api.sender.now(), topics, op)
     await call.api.sender.broadcast(message, durable=draft.store)
-    return envelope(0, {"id": message.msg_id}, info="Received push messages for 1 TOPIC"
-                    if topics else "Received push messages for ALL")
+    return envelope(
+        0,
+        {"id": message.msg_id},
+        info="Received push messages for 1 TOPIC" if topics else "Received push messages for ALL",
+    )
 
 
 async def send_topic(call: Call) -> dict[str, Any]:
@@ -169,8 +186,9 @@ async def send_multi_topic(call: Call) -> dict[str, Any]:
     try:
         op = TopicOp(op_name)
     except ValueError:
-        raise ApiError(codes.ILLEGAL_PARAM,
-                       "topic_op must be UNION, INTERSECTION or EXCEPT") from None
+        raise ApiError(
+            codes.ILLEGAL_PARAM, "topic_op must be UNION, INTERSECTION or EXCEPT"
+        ) from None
     if len(topics) == 1:
         return await _broadcast(call, TargetKind.TOPIC, topics)
     return await _broadcast(call, TargetKind.MULTI_TOPIC, topics, op)
@@ -202,10 +220,14 @@ def _multi(kind: TargetKind) -> Handler:
             check_target(kind, entry["target"])
             fields = fields_from_json(entry.get("message"))
             pkgs = fields.get("restricted_package_name") or call.packages()
-            check_package(call.app, pkgs if isinstance(pkgs, list) else str(pkgs).split(","),
-                          several_allowed=False)
-            draft = read_message(fields, ttl_default=s.ttl_default_ms, ttl_max=s.ttl_max_ms,
-                                 now=now)
+            check_package(
+                call.app,
+                pkgs if isinstance(pkgs, list) else str(pkgs).split(","),
+                several_allowed=False,
+            )
+            draft = read_message(
+                fields, ttl_default=s.ttl_default_ms, ttl_max=s.ttl_max_ms, now=now
+            )
             planned.append((entry["target"], draft))
         sent_ids, bad = [], []
         for target, draft in planned:
@@ -220,8 +242,9 @@ def _multi(kind: TargetKind) -> Handler:
             data[_BAD_FIELD[kind]] = ",".join(bad)
         if not sent_ids:
             raise ApiError(codes.SEND_FAILED, "no valid target", data)
-        return envelope(0, data, info=f"Received push messages for {len(planned)} "
-                                      f"{_INFO_NAMES[kind]}")
+        return envelope(
+            0, data, info=f"Received push messages for {len(planned)} {_INFO_NAMES[kind]}"
+        )
 
     return send_multi
 
@@ -276,28 +299,38 @@ class MiPushApi:
         self.settings = settings
 
     def routes(self) -> list[Route]:
-        return [Route(path, self._endpoint(handler), methods=ALL_METHODS)
-                for path, handler in ROUTES.items()]
+        return [
+            Route(path, self._endpoint(handler), methods=ALL_METHODS)
+            for path, handler in ROUTES.items()
+        ]
 
     def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
                 body = await self._read_body(request)
-                params = Params.parse(request.scope.get("query_string", b""), body,
-                                      request.headers.get("content-type", ""))
+                params = Params.parse(
+                    request.scope.get("query_string", b""),
+                    body,
+                    request.headers.get("content-type", ""),
+                )
                 app = await self._authenticate(request)
                 result = await handler(Call(self, app, params, request.url.path))
             except ApiError as err:
                 return JSONResponse(envelope(err.code, err.data, reason=err.reason))
             except StoreUnavailable as err:
                 log.warning("store unavailable: %s", err)
-                return JSONResponse(envelope(codes.SYSTEM_BUSY, reason="storage unavailable, "
-                                             "retry later"), status_code=503,
-                                    headers={"Retry-After": "1"})
+                return JSONResponse(
+                    envelope(codes.SYSTEM_BUSY, reason="storage unavailable, retry later"),
+                    status_code=503,
+                    headers={"Retry-After": "1"},
+                )
             except StoreError as err:
                 log.error("store error: %s", err)
-                return JSONResponse(envelope(codes.SYSTEM_BUSY, reason="storage error, retry"),
-                                    status_code=503, headers={"Retry-After": "1"})
+                return JSONResponse(
+                    envelope(codes.SYSTEM_BUSY, reason="storage error, retry"),
+                    status_code=503,
+                    headers={"Retry-After": "1"},
+                )
             return JSONResponse(result)
 
         return endpoint
@@ -323,5 +356,6 @@ class MiPushApi:
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    return JSONResponse(envelope(codes.API_NOT_FOUND, reason=f"no API at {request.url.path}"),
-                        status_code=404)
+    return JSONResponse(
+        envelope(codes.API_NOT_FOUND, reason=f"no API at {request.url.path}"), status_code=404
+    )

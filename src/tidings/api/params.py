@@ -76,7 +76,13 @@ def _parse(text: str) -> list[tuple[str, str]]:
     if not text:
         return []
     try:
-        return parse_qsl(text, keep_blank_values=True, strict_parsing=False,
-                         encoding="utf-8", errors="strict", max_num_fields=20000)
+        return parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=False,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=20000,
+        )
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(codes.PARAM_ERROR, f"cannot parse parameters: {exc}") from exc

@@ -26,8 +26,11 @@ def _emit(obj: dict[str, Any]) -> None:
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def _run(coro: Any) -> Any:
@@ -76,16 +79,19 @@ async def _serve(conf: settings.Settings) -> None:
         raise TidingsError(f"cannot listen: {exc}") from exc
     urls = node.urls()
     store_desc = "PostgreSQL" if conf.database_url else f"SQLite in {conf.data_dir}"
-    print(f"Tidings {__version__} is running ({store_desc}).\n"
-          f"  sender API (Mi Push-compatible): {urls['api']}\n"
-          f"  device gateway (WebSocket):      {urls['gateway']}\n"
-          f"Create an app:   tidings app create --data-dir {conf.data_dir} --name Demo "
-          f"--package com.example.demo\n"
-          f"Start a device:  tidings listen --gateway {urls['gateway']} --app-id ID "
-          f"--app-key KEY --package com.example.demo\n"
-          f"Send:            tidings send --api {urls['api']} --secret SECRET "
-          f"--package com.example.demo --regid REGID --title Hi --description Hello\n"
-          f"Stop with Ctrl-C.", flush=True)
+    print(
+        f"Tidings {__version__} is running ({store_desc}).\n"
+        f"  sender API (Mi Push-compatible): {urls['api']}\n"
+        f"  device gateway (WebSocket):      {urls['gateway']}\n"
+        f"Create an app:   tidings app create --data-dir {conf.data_dir} --name Demo "
+        f"--package com.example.demo\n"
+        f"Start a device:  tidings listen --gateway {urls['gateway']} --app-id ID "
+        f"--app-key KEY --package com.example.demo\n"
+        f"Send:            tidings send --api {urls['api']} --secret SECRET "
+        f"--package com.example.demo --regid REGID --title Hi --description Hello\n"
+        f"Stop with Ctrl-C.",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -111,8 +117,13 @@ def _store_conf(data_dir: str | None, database_url: str | None) -> settings.Sett
 @click.option("--name", required=True)
 @click.option("--package", required=True, help="Android-style package name, e.g. com.example.app")
 @click.option("--privacy-policy-version", default=None)
-def app_create(data_dir: str | None, database_url: str | None, name: str, package: str,
-               privacy_policy_version: str | None) -> None:
+def app_create(
+    data_dir: str | None,
+    database_url: str | None,
+    name: str,
+    package: str,
+    privacy_policy_version: str | None,
+) -> None:
     """Create an app; print its AppID, AppKey and AppSecret (shown only this once)."""
     from tidings.api.package_names import valid_package
 
@@ -153,8 +164,14 @@ def app_list(data_dir: str | None, database_url: str | None) -> None:
         await store.start()
         try:
             for a in await store.list_apps():
-                _emit({"app_id": a.app_id, "name": a.name, "package": a.package,
-                       "privacy_policy_version": a.privacy_policy_version})
+                _emit(
+                    {
+                        "app_id": a.app_id,
+                        "name": a.name,
+                        "package": a.package,
+                        "privacy_policy_version": a.privacy_policy_version,
+                    }
+                )
         finally:
             await store.close()
 
@@ -173,9 +190,19 @@ def app_list(data_dir: str | None, database_url: str | None) -> None:
 @click.option("--state", default=None, help="State file keeping the device identity.")
 @click.option("--count", type=int, default=0, help="Exit after this many messages (0: never).")
 @click.option("--log-level", default="warning", show_default=True)
-def listen(gateway: str, app_id: str, app_key: str, package: str, aliases: tuple[str, ...],
-           account: str | None, topics: tuple[str, ...], consent_version: str | None,
-           state: str | None, count: int, log_level: str) -> None:
+def listen(
+    gateway: str,
+    app_id: str,
+    app_key: str,
+    package: str,
+    aliases: tuple[str, ...],
+    account: str | None,
+    topics: tuple[str, ...],
+    consent_version: str | None,
+    state: str | None,
+    count: int,
+    log_level: str,
+) -> None:
     """Act as a device: register, then print one JSON line per event."""
     from tidings.client.device import AppConfig, DeviceClient, PushMessage, RegistrationError
 
@@ -190,27 +217,60 @@ def listen(gateway: str, app_id: str, app_key: str, package: str, aliases: tuple
         def on_message(msg: PushMessage) -> None:
             nonlocal seen
             body = msg.to_dict()
-            _emit({"event": "message", **{k: body[k] for k in (
-                "id", "seq", "pass_through", "title", "description", "payload", "notify_id",
-                "notify_type", "extra")}})
+            _emit(
+                {
+                    "event": "message",
+                    **{
+                        k: body[k]
+                        for k in (
+                            "id",
+                            "seq",
+                            "pass_through",
+                            "title",
+                            "description",
+                            "payload",
+                            "notify_id",
+                            "notify_type",
+                            "extra",
+                        )
+                    },
+                }
+            )
             seen += 1
             if count and seen >= count:
                 done.set()
 
         client = DeviceClient(
-            gateway, state_path=state,
-            on_registered=lambda r: _emit({"event": "registered", "app_id": r[0],
-                                           "reg_id": r[1]}),
-            on_notification=on_message, on_pass_through=on_message,
-            on_command_result=lambda c: _emit({"event": "command", "command": c.command,
-                                               "args": c.args, "code": c.code,
-                                               **({"reason": c.reason} if c.reason else {})}),
+            gateway,
+            state_path=state,
+            on_registered=lambda r: _emit({"event": "registered", "app_id": r[0], "reg_id": r[1]}),
+            on_notification=on_message,
+            on_pass_through=on_message,
+            on_command_result=lambda c: _emit(
+                {
+                    "event": "command",
+                    "command": c.command,
+                    "args": c.args,
+                    "code": c.code,
+                    **({"reason": c.reason} if c.reason else {}),
+                }
+            ),
             on_resync=lambda a: _emit({"event": "resync", "app_id": a}),
-            on_error=lambda f: _emit({"event": "error", "code": f.get("code"),
-                                      "reason": f.get("reason", "")}),
+            on_error=lambda f: _emit(
+                {"event": "error", "code": f.get("code"), "reason": f.get("reason", "")}
+            ),
         )
-        client.add_app(AppConfig(app_id, app_key, package, aliases=aliases, account=account,
-                                 topics=topics, consent_version=consent_version))
+        client.add_app(
+            AppConfig(
+                app_id,
+                app_key,
+                package,
+                aliases=aliases,
+                account=account,
+                topics=topics,
+                consent_version=consent_version,
+            )
+        )
         runner = asyncio.ensure_future(client.run())
         waiter = asyncio.ensure_future(done.wait())
         loop = asyncio.get_running_loop()
@@ -247,17 +307,39 @@ def listen(gateway: str, app_id: str, app_key: str, package: str, aliases: tuple
 @click.option("--ttl", type=int, default=None, help="time_to_live in milliseconds.")
 @click.option("--notify-id", type=int, default=None)
 @click.option("--extra", "extras", multiple=True, help="key=value, repeatable.")
-def send(api_url: str, secret: str, package: str, regids: tuple[str, ...],
-         aliases: tuple[str, ...], accounts: tuple[str, ...], topic: str | None, to_all: bool,
-         title: str, description: str, payload: str, pass_through: bool, ttl: int | None,
-         notify_id: int | None, extras: tuple[str, ...]) -> None:
+def send(
+    api_url: str,
+    secret: str,
+    package: str,
+    regids: tuple[str, ...],
+    aliases: tuple[str, ...],
+    accounts: tuple[str, ...],
+    topic: str | None,
+    to_all: bool,
+    title: str,
+    description: str,
+    payload: str,
+    pass_through: bool,
+    ttl: int | None,
+    notify_id: int | None,
+    extras: tuple[str, ...],
+) -> None:
     """Send a notification through the sender API and print the response."""
     import httpx
 
     from tidings.client.sender import SenderClient, SendError
 
-    chosen = [(k, v) for k, v in (("regid", regids), ("alias", aliases), ("account", accounts),
-                                  ("topic", topic), ("all", to_all)) if v]
+    chosen = [
+        (k, v)
+        for k, v in (
+            ("regid", regids),
+            ("alias", aliases),
+            ("account", accounts),
+            ("topic", topic),
+            ("all", to_all),
+        )
+        if v
+    ]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --regid, --alias, --account, --topic, --all")
     target, to = chosen[0]
@@ -269,10 +351,17 @@ def send(api_url: str, secret: str, package: str, regids: tuple[str, ...],
         extra[key] = value
     client = SenderClient(api_url, secret, package)
     try:
-        result = client.send(target, None if target == "all" else to,  # type: ignore[arg-type]
-                             title=title, description=description, payload=payload,
-                             pass_through=int(pass_through), time_to_live=ttl,
-                             notify_id=notify_id, extra=extra)
+        result = client.send(
+            target,
+            None if target == "all" else to,  # type: ignore[arg-type]
+            title=title,
+            description=description,
+            payload=payload,
+            pass_through=int(pass_through),
+            time_to_live=ttl,
+            notify_id=notify_id,
+            extra=extra,
+        )
     except SendError as exc:
         _emit(exc.response)
         sys.exit(1)

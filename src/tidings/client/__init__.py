@@ -3,5 +3,4 @@
 from tidings.client.device import AppConfig, CommandResult, DeviceClient, PushMessage
 from tidings.client.sender import SenderClient, SendError
 
-__all__ = ["AppConfig", "CommandResult", "DeviceClient", "PushMessage", "SendError",
-           "SenderClient"]
+__all__ = ["AppConfig", "CommandResult", "DeviceClient", "PushMessage", "SendError", "SenderClient"]

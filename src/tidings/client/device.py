@@ -156,8 +156,12 @@ class DeviceClient:
     def save_state(self) -> None:
         if self.state_path is None:
             return
-        state = {"uaid": self.uaid, "reg_ids": self.reg_ids, "seen": list(self._seen),
-                 "jobkeys": list(self._jobkeys)}
+        state = {
+            "uaid": self.uaid,
+            "reg_ids": self.reg_ids,
+            "seen": list(self._seen),
+            "jobkeys": list(self._jobkeys),
+        }
         tmp = self.state_path.with_suffix(self.state_path.suffix + ".tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.state_path)
@@ -175,7 +179,7 @@ class DeviceClient:
                 await self._session()
             except RegistrationError:
                 raise
-            except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 log.info("connection to %s lost: %s", self.url, exc)
             finally:
                 self.connected.clear()
@@ -202,8 +206,12 @@ class DeviceClient:
         return await asyncio.wait_for(asyncio.shield(fut), timeout)
 
     async def _session(self) -> None:
-        async with connect(self.url, subprotocols=["push-notification"],  # type: ignore[list-item]
-                           open_timeout=10, max_size=2**20) as ws:
+        async with connect(
+            self.url,
+            subprotocols=["push-notification"],  # type: ignore[list-item]
+            open_timeout=10,
+            max_size=2**20,
+        ) as ws:
             self._ws = ws
             hello: dict[str, Any] = {"messageType": "hello", "use_webpush": True}
             if self.uaid:
@@ -228,15 +236,20 @@ class DeviceClient:
 
     def _register_frame(self, app: AppConfig) -> dict[str, Any]:
         frame: dict[str, Any] = {
-            "messageType": "app_register", "req": self._next_req(), "app_id": app.app_id,
-            "app_key": app.app_key, "package": app.package,
+            "messageType": "app_register",
+            "req": self._next_req(),
+            "app_id": app.app_id,
+            "app_key": app.app_key,
+            "package": app.package,
             "sdk": {"name": "tidings-python", "version": __version__},
             "app_version": app.app_version,
             "device": {"locale": app.locale, "model": app.model},
         }
         if app.consent_version:
-            frame["consent"] = {"version": app.consent_version,
-                                "agreed_at": time.time_ns() // 1_000_000}
+            frame["consent"] = {
+                "version": app.consent_version,
+                "agreed_at": time.time_ns() // 1_000_000,
+            }
         return frame
 
     async def _on_frame(self, frame: dict[str, Any]) -> None:
@@ -249,8 +262,13 @@ class DeviceClient:
         elif kind == "app_register":
             await self._on_registered(frame)
         elif kind == "app_command":
-            result = CommandResult(self._app_of(frame["reg_id"]), frame["command"],
-                                   frame.get("args", []), frame["code"], frame.get("reason", ""))
+            result = CommandResult(
+                self._app_of(frame["reg_id"]),
+                frame["command"],
+                frame.get("args", []),
+                frame["code"],
+                frame.get("reason", ""),
+            )
             fut = self._pending.pop(frame.get("req", ""), None)
             if fut is not None and not fut.done():
                 fut.set_result(result)
@@ -269,8 +287,9 @@ class DeviceClient:
             err = RegistrationError(app_id, frame.get("code", -1), frame.get("reason", ""))
             if not fut.done():
                 fut.set_exception(err)
+                fut.exception()  # retrieved here, so an unawaited future does not warn
             await _call(self.on_error, frame)
-            return
+            raise err  # a refused registration is permanent: stop instead of retrying
         reg_id = frame["reg_id"]
         if self.reg_ids.get(app_id) != reg_id:
             self.reg_ids[app_id] = reg_id
@@ -291,8 +310,13 @@ class DeviceClient:
         req = self._next_req()
         fut: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         self._pending[req] = fut
-        frame = {"messageType": "app_command", "req": req, "reg_id": reg_id,
-                 "command": command, "args": [arg]}
+        frame = {
+            "messageType": "app_command",
+            "req": req,
+            "reg_id": reg_id,
+            "command": command,
+            "args": [arg],
+        }
         if self._ws is None:
             fut.set_exception(ConnectionError("not connected"))
         else:
@@ -300,8 +324,9 @@ class DeviceClient:
             task.add_done_callback(lambda t: t.exception())
         return fut
 
-    async def command(self, app_id: str, command: str, arg: str, timeout: float = 10.0
-                      ) -> CommandResult:
+    async def command(
+        self, app_id: str, command: str, arg: str, timeout: float = 10.0
+    ) -> CommandResult:
         """Run a device command (set-alias, unset-alias, set-account, unset-account,
         subscribe-topic, unsubscribe-topic) and wait for its result."""
         reg_id = self.reg_ids.get(app_id)
@@ -330,17 +355,24 @@ class DeviceClient:
     async def click(self, message: PushMessage) -> None:
         """Report that the user opened a notification."""
         if self._ws is not None:
-            await self._ws.send(json.dumps({"messageType": "click", "reg_id": message.reg_id,
-                                            "id": message.id}))
+            await self._ws.send(
+                json.dumps({"messageType": "click", "reg_id": message.reg_id, "id": message.id})
+            )
 
     async def _on_message(self, frame: dict[str, Any]) -> None:
         body = frame.get("message") or {}
         reg_id, seq, msg_id = frame["reg_id"], frame["seq"], frame["id"]
         msg = PushMessage(
-            app_id=self._app_of(reg_id), reg_id=reg_id, id=msg_id, seq=seq,
-            pass_through=body.get("pass_through", 0), title=body.get("title", ""),
-            description=body.get("description", ""), payload=body.get("payload", ""),
-            notify_type=body.get("notify_type", -1), notify_id=body.get("notify_id"),
+            app_id=self._app_of(reg_id),
+            reg_id=reg_id,
+            id=msg_id,
+            seq=seq,
+            pass_through=body.get("pass_through", 0),
+            title=body.get("title", ""),
+            description=body.get("description", ""),
+            payload=body.get("payload", ""),
+            notify_type=body.get("notify_type", -1),
+            notify_id=body.get("notify_id"),
             extra=body.get("extra") or {},
         )
         jobkey = msg.extra.get("jobkey")
@@ -356,8 +388,14 @@ class DeviceClient:
     async def _ack(self, reg_id: str, seq: int, msg_id: str) -> None:
         if seq > 0 and self._ws is not None:
             with contextlib.suppress(websockets.ConnectionClosed):
-                await self._ws.send(json.dumps({"messageType": "ack", "updates": [
-                    {"reg_id": reg_id, "seq": seq, "id": msg_id}]}))
+                await self._ws.send(
+                    json.dumps(
+                        {
+                            "messageType": "ack",
+                            "updates": [{"reg_id": reg_id, "seq": seq, "id": msg_id}],
+                        }
+                    )
+                )
 
 
 def _remember(seen: collections.OrderedDict[str, None], key: str) -> None:

@@ -29,8 +29,11 @@ class SendError(Exception):
 class SenderClient:
     def __init__(self, api_url: str, app_secret: str, package: str, timeout: float = 10.0):
         self.package = package
-        self._http = httpx.Client(base_url=api_url.rstrip("/"), timeout=timeout, headers={
-            "Authorization": f"key={app_secret}"})
+        self._http = httpx.Client(
+            base_url=api_url.rstrip("/"),
+            timeout=timeout,
+            headers={"Authorization": f"key={app_secret}"},
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -43,15 +46,28 @@ class SenderClient:
             raise SendError(body)
         return body
 
-    def send(self, target: str, to: Sequence[str] | str | None = None, *, title: str = "",
-             description: str = "", payload: str = "", pass_through: int = 0,
-             time_to_live: int | None = None, notify_id: int | None = None,
-             extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def send(
+        self,
+        target: str,
+        to: Sequence[str] | str | None = None,
+        *,
+        title: str = "",
+        description: str = "",
+        payload: str = "",
+        pass_through: int = 0,
+        time_to_live: int | None = None,
+        notify_id: int | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Send one message to ``target`` in regid / alias / account / topic / all."""
         path, name = TARGET_PATHS[target]
-        params: dict[str, Any] = {"restricted_package_name": self.package, "title": title,
-                                  "description": description, "payload": payload,
-                                  "pass_through": pass_through}
+        params: dict[str, Any] = {
+            "restricted_package_name": self.package,
+            "title": title,
+            "description": description,
+            "payload": payload,
+            "pass_through": pass_through,
+        }
         if name is not None:
             if to is None:
                 raise ValueError(f"sending to {target} needs a target")

@@ -20,7 +20,9 @@ TOPIC_EMPTY, TOPIC_LONG, TOO_MANY_TOPICS = 65013, 65010, 65035
 ACCOUNT_EMPTY, ACCOUNT_LONG = 65016, 65017
 
 
-def _check(value: str, limit: int, empty_code: int, long_code: int, what: str) -> tuple[int, str] | None:
+def _check(
+    value: str, limit: int, empty_code: int, long_code: int, what: str
+) -> tuple[int, str] | None:
     if not value.strip():
         return empty_code, f"{what} is empty"
     if len(value) > limit:

@@ -29,10 +29,15 @@ class SendService:
             return result
         regs, bad = await self.store.resolve_targets(message.app_id, message.kind, targets)
         if regs:
-            await self.bus.publish(Ephemeral(
-                message.app_id, message.msg_id, message.notification.to_json(), message.kind,
-                reg_ids=tuple(regs),
-            ))
+            await self.bus.publish(
+                Ephemeral(
+                    message.app_id,
+                    message.msg_id,
+                    message.notification.to_json(),
+                    message.kind,
+                    reg_ids=tuple(regs),
+                )
+            )
         return UnicastResult(tuple(regs), tuple(bad))
 
     async def broadcast(self, message: Message, durable: bool = True) -> None:
@@ -41,10 +46,16 @@ class SendService:
             await self.store.append_log(message)
             await self.bus.publish(LogAppended(message.app_id))
         else:
-            await self.bus.publish(Ephemeral(
-                message.app_id, message.msg_id, message.notification.to_json(), message.kind,
-                topics=message.topics, topic_op=message.topic_op,
-            ))
+            await self.bus.publish(
+                Ephemeral(
+                    message.app_id,
+                    message.msg_id,
+                    message.notification.to_json(),
+                    message.kind,
+                    topics=message.topics,
+                    topic_op=message.topic_op,
+                )
+            )
 
     async def subscribe(self, app: App, reg_ids: Sequence[str], topic: str, on: bool) -> None:
         if on:

@@ -3,6 +3,7 @@ device session and the hub. No task per connection; all work happens in socket c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -18,8 +19,6 @@ from tidings.protocol import codes
 from tidings.protocol.session import DeviceSession, State
 
 if TYPE_CHECKING:
-    import asyncio
-
     from tidings.gateway.server import Gateway
 
 log = logging.getLogger("tidings.gateway")
@@ -27,22 +26,32 @@ log = logging.getLogger("tidings.gateway")
 PUSH = Subprotocol("push-notification")
 
 
-def _select_subprotocol(protocol: ServerProtocol, offered: Sequence[Subprotocol]
-                        ) -> Subprotocol | None:
+def _select_subprotocol(
+    protocol: ServerProtocol, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
     """Echo Mozilla's subprotocol when offered; clients that offer none are welcome too."""
     return PUSH if PUSH in offered else None
 
 
-class Connection:
+class Connection(asyncio.Protocol):
     """asyncio protocol for one device socket (see :class:`tidings.gateway.server.Gateway`)."""
 
-    __slots__ = ("_fragments", "closed", "gateway", "last_rx", "pinged", "session",
-                 "transport", "ws")
+    __slots__ = (
+        "_fragments",
+        "closed",
+        "gateway",
+        "last_rx",
+        "pinged",
+        "session",
+        "transport",
+        "ws",
+    )
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.ws = ServerProtocol(select_subprotocol=_select_subprotocol,
-                                 max_size=gateway.max_frame_bytes)
+        self.ws = ServerProtocol(
+            select_subprotocol=_select_subprotocol, max_size=gateway.max_frame_bytes
+        )
         self.session = DeviceSession()
         self.transport: asyncio.Transport | None = None
         self.closed = False

@@ -213,11 +213,11 @@ class Hub:
 
     def _on_ack(self, ev: Acked) -> None:
         wake = []
-        for reg_id, seq, msg_id in ev.items:
+        for reg_id, seq, _msg_id in ev.items:
             slot = self.slots.get(reg_id)
-            if slot is not None and slot.inflight.pop(seq, None) is not None:
-                if len(slot.inflight) == self.window - 1:
-                    wake.append(reg_id)
+            acked = slot is not None and slot.inflight.pop(seq, None) is not None
+            if acked and slot is not None and len(slot.inflight) == self.window - 1:
+                wake.append(reg_id)
         if not self._acks:
             asyncio.get_running_loop().call_soon(lambda: self._spawn(self._flush_acks()))
         self._acks.extend(ev.items)
@@ -289,9 +289,13 @@ class Hub:
     async def _deliver_ephemeral(self, ev: Ephemeral) -> None:
         if ev.kind.is_broadcast:
             connected = list(self.by_app.get(ev.app_id, ()))
-            regs = await self.store.topic_members(
-                ev.app_id, connected, ev.kind, ev.topics, ev.topic_op
-            ) if connected else []
+            regs = (
+                await self.store.topic_members(
+                    ev.app_id, connected, ev.kind, ev.topics, ev.topic_op
+                )
+                if connected
+                else []
+            )
         else:
             regs = [r for r in ev.reg_ids if r in self.slots]
         for reg_id in regs:
@@ -328,4 +332,3 @@ class Hub:
                 slot.link.flush()
             if len(slot.inflight) < self.window:
                 self._spawn(self._pump(slot.reg_id))
-

@@ -16,9 +16,9 @@ import enum
 import json
 from typing import Any
 
+from tidings.core.limits import check_command_arg
 from tidings.core.models import Delivery, DeviceInfo
 from tidings.protocol import codes
-from tidings.core.limits import check_command_arg
 
 MAX_ERRORS = 20  # bad frames tolerated on one connection before it is closed
 MAX_APPS = 64  # app registrations on one connection
@@ -174,35 +174,71 @@ class DeviceSession:
         self.uaid = uaid
         self.state = State.READY
         self._out.append(
-            _dump({"messageType": "hello", "uaid": uaid, "status": 200, "use_webpush": True,
-                   "broadcasts": {}})
+            _dump(
+                {
+                    "messageType": "hello",
+                    "uaid": uaid,
+                    "status": 200,
+                    "use_webpush": True,
+                    "broadcasts": {},
+                }
+            )
         )
 
     def register_ok(self, req: str, app_id: str, reg_id: str) -> None:
         self.apps[reg_id] = app_id
         self._out.append(
-            _dump({"messageType": "app_register", "req": req, "status": 200, "code": 0,
-                   "app_id": app_id, "reg_id": reg_id})
+            _dump(
+                {
+                    "messageType": "app_register",
+                    "req": req,
+                    "status": 200,
+                    "code": 0,
+                    "app_id": app_id,
+                    "reg_id": reg_id,
+                }
+            )
         )
 
     def register_failed(self, req: str, app_id: str, code: int, reason: str) -> None:
         self._out.append(
-            _dump({"messageType": "app_register", "req": req, "status": 403, "code": code,
-                   "app_id": app_id, "reason": reason})
+            _dump(
+                {
+                    "messageType": "app_register",
+                    "req": req,
+                    "status": 403,
+                    "code": code,
+                    "app_id": app_id,
+                    "reason": reason,
+                }
+            )
         )
 
     def unregister_done(self, req: str, reg_id: str) -> None:
         self.apps.pop(reg_id, None)
         self._out.append(
-            _dump({"messageType": "app_unregister", "req": req, "status": 200, "code": 0,
-                   "reg_id": reg_id})
+            _dump(
+                {
+                    "messageType": "app_unregister",
+                    "req": req,
+                    "status": 200,
+                    "code": 0,
+                    "reg_id": reg_id,
+                }
+            )
         )
 
     def command_result(
         self, req: str, reg_id: str, command: str, arg: str, code: int = 0, reason: str = ""
     ) -> None:
-        frame: dict[str, Any] = {"messageType": "app_command", "req": req, "reg_id": reg_id,
-                                 "command": command, "args": [arg], "code": code}
+        frame: dict[str, Any] = {
+            "messageType": "app_command",
+            "req": req,
+            "reg_id": reg_id,
+            "command": command,
+            "args": [arg],
+            "code": code,
+        }
         if reason:
             frame["reason"] = reason
         self._out.append(_dump(frame))
@@ -213,8 +249,12 @@ class DeviceSession:
     # internals
 
     def _send_error(self, code: int, reason: str, req: str | None) -> None:
-        frame: dict[str, Any] = {"messageType": "error", "status": 400, "code": code,
-                                 "reason": reason}
+        frame: dict[str, Any] = {
+            "messageType": "error",
+            "status": 400,
+            "code": code,
+            "reason": reason,
+        }
         if req is not None:
             frame["req"] = req
         self._out.append(_dump(frame))
@@ -228,8 +268,9 @@ class DeviceSession:
     def _registered(self, obj: dict[str, Any], req: str | None) -> tuple[str, str]:
         reg_id = obj.get("reg_id")
         if not isinstance(reg_id, str) or reg_id not in self.apps:
-            raise _BadFrame(codes.NOT_REGISTERED, "reg_id is not registered on this connection",
-                            req)
+            raise _BadFrame(
+                codes.NOT_REGISTERED, "reg_id is not registered on this connection", req
+            )
         return reg_id, self.apps[reg_id]
 
     def _on_hello(self, obj: dict[str, Any]) -> list[Event]:
@@ -262,8 +303,15 @@ class DeviceSession:
             )
             if len(self.apps) >= MAX_APPS:
                 raise _BadFrame(codes.TOO_MANY_APPS, "too many apps on one connection")
-            return [AppRegister(req, _str(obj, "app_id", 64), _str(obj, "app_key", 128),
-                                _str(obj, "package", 256), info)]
+            return [
+                AppRegister(
+                    req,
+                    _str(obj, "app_id", 64),
+                    _str(obj, "app_key", 128),
+                    _str(obj, "package", 256),
+                    info,
+                )
+            ]
         except _BadFrame as bad:
             bad.req = req
             raise

@@ -239,7 +239,8 @@ def resolve_aliases(tx: Tx, app_id: str, aliases: Sequence[str]) -> dict[str, st
     found: dict[str, str] = {}
     for part in _chunks(list(dict.fromkeys(aliases))):
         rows = tx.all(
-            f"SELECT alias, reg_id FROM aliases WHERE app_id = ? AND alias IN ({_marks(len(part))})",
+            "SELECT alias, reg_id FROM aliases WHERE app_id = ?"
+            f" AND alias IN ({_marks(len(part))})",
             (app_id, *part),
         )
         found.update((r[0], r[1]) for r in rows)
@@ -321,9 +322,7 @@ def _push_inbox(tx: Tx, reg_id: str, items: Sequence[tuple[str, int]], cap: int)
 
 def _enforce_cap(tx: Tx, reg_id: str, cap: int) -> int:
     """Drop the oldest messages above ``cap`` and queue one resync marker in their place."""
-    count = tx.one(
-        "SELECT count(*) FROM inbox WHERE reg_id = ? AND msg_id IS NOT NULL", (reg_id,)
-    )
+    count = tx.one("SELECT count(*) FROM inbox WHERE reg_id = ? AND msg_id IS NOT NULL", (reg_id,))
     excess = int(count[0]) - cap if count else 0
     if excess <= 0:
         return 0
@@ -397,8 +396,14 @@ def catch_up(tx: Tx, app_id: str, reg_ids: Sequence[str], now: int, cap: int) ->
         return []
     low = min(cursors.values())
     entries = [
-        (msg_id, int(offset), TargetKind(kind), tuple(json.loads(topics)) if topics else (),
-         TopicOp(op), int(expires))
+        (
+            msg_id,
+            int(offset),
+            TargetKind(kind),
+            tuple(json.loads(topics)) if topics else (),
+            TopicOp(op),
+            int(expires),
+        )
         for msg_id, offset, kind, topics, op, expires in tx.all(
             "SELECT msg_id, log_offset, kind, topics, topic_op, expires_at FROM messages"
             " WHERE app_id = ? AND log_offset > ? AND log_offset <= ? AND expires_at > ?"
@@ -468,7 +473,11 @@ def ack(tx: Tx, acks: Sequence[tuple[str, int, str]]) -> int:
 
 
 def topic_members(
-    tx: Tx, app_id: str, reg_ids: Sequence[str], kind: TargetKind, topics: Sequence[str],
+    tx: Tx,
+    app_id: str,
+    reg_ids: Sequence[str],
+    kind: TargetKind,
+    topics: Sequence[str],
     op: TopicOp,
 ) -> list[str]:
     """Which of these devices an unstored (TTL 0) broadcast reaches."""

@@ -37,19 +37,19 @@ class PostgresTx:
         self._cur = conn.cursor()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._cur.execute(_pg(sql), params)  # type: ignore[arg-type]
+        self._cur.execute(_pg(sql), params)
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         if rows:
-            self._cur.executemany(_pg(sql), rows)  # type: ignore[arg-type]
+            self._cur.executemany(_pg(sql), rows)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        self._cur.execute(_pg(sql), params)  # type: ignore[arg-type]
+        self._cur.execute(_pg(sql), params)
         return self._cur.fetchone()
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._cur.execute(_pg(sql), params)  # type: ignore[arg-type]
+        self._cur.execute(_pg(sql), params)
         return self._cur.fetchall()
 
     def rowcount(self) -> int:
@@ -62,7 +62,11 @@ class PostgresEngine:
     def __init__(self, url: str, pool_size: int = 8) -> None:
         self.url = url
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, timeout=10.0,
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=10.0,
             kwargs={"autocommit": False},
         )
         self._threads = ThreadPoolExecutor(pool_size, thread_name_prefix="tidings-pg")

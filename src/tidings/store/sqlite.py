@@ -41,7 +41,7 @@ class SQLiteTx:
         self._cur.execute(sql, params)
         row = self._cur.fetchone()
         self._cur.fetchall()  # finish the statement (RETURNING needs it)
-        return row  # type: ignore[no-any-return]
+        return row
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self._cur.execute(sql, params)
@@ -92,8 +92,10 @@ class SQLiteEngine:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._writer = threading.Thread(
-            target=self._run_writer, args=(asyncio.get_running_loop(), ready),
-            name="tidings-sqlite-writer", daemon=True,
+            target=self._run_writer,
+            args=(asyncio.get_running_loop(), ready),
+            name="tidings-sqlite-writer",
+            daemon=True,
         )
         self._writer.start()
         await ready
@@ -194,5 +196,5 @@ class SQLiteEngine:
                 conn.execute("ROLLBACK")
             err = StoreError(f"sqlite commit failed: {exc}")
             outcomes = [(b[2], b[3], None, err) for b in batch]
-        for fut, loop, result, error in outcomes:
-            loop.call_soon_threadsafe(_settle, fut, result, error)
+        for fut, loop, result, failure in outcomes:
+            loop.call_soon_threadsafe(_settle, fut, result, failure)

@@ -130,10 +130,16 @@ class Store:
         return await self.engine.write(ops.ack, list(acks))
 
     async def topic_members(
-        self, app_id: str, reg_ids: Sequence[str], kind: TargetKind, topics: Sequence[str],
+        self,
+        app_id: str,
+        reg_ids: Sequence[str],
+        kind: TargetKind,
+        topics: Sequence[str],
         op: TopicOp,
     ) -> list[str]:
-        return await self.engine.read(ops.topic_members, app_id, list(reg_ids), kind, list(topics), op)
+        return await self.engine.read(
+            ops.topic_members, app_id, list(reg_ids), kind, list(topics), op
+        )
 
     async def sweep_expired(self) -> tuple[int, int]:
         return await self.engine.write(ops.sweep_expired, self.clock.now_ms())

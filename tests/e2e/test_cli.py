@@ -1,0 +1,212 @@
+"""The `tidings` command end to end: serve, app create, listen, send, and bad flags."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from tests.e2e.test_crash import TIDINGS, Server, create_app, server  # noqa: F401
+from tidings.core.models import NewApp
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TIDINGS, *args], capture_output=True, text=True, timeout=60)
+
+
+def read_json_line(proc: subprocess.Popen[str], timeout: float = 15) -> dict:  # type: ignore[type-arg]
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.strip():
+            return dict(json.loads(line))
+    raise TimeoutError("no output from tidings listen")
+
+
+def test_serve_listen_send(server: Server) -> None:  # noqa: F811
+    server.start()
+    app = create_app(server.data_dir)
+    with subprocess.Popen(
+        [
+            *TIDINGS,
+            "listen",
+            "--gateway",
+            server.gateway,
+            "--app-id",
+            app.app.app_id,
+            "--app-key",
+            app.app_key,
+            "--package",
+            app.app.package,
+            "--alias",
+            "al",
+            "--topic",
+            "news",
+            "--account",
+            "acc",
+            "--consent-version",
+            "v1",
+            "--count",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as listen:
+        _listen_and_send(server, app, listen)
+
+
+def _listen_and_send(server: Server, app: NewApp, listen: subprocess.Popen[str]) -> None:  # noqa: F811
+    try:
+        first = read_json_line(listen)
+        assert first["event"] == "registered" and first["reg_id"]
+        commands = [read_json_line(listen) for _ in range(3)]
+        assert {c["command"] for c in commands} == {"set-alias", "subscribe-topic", "set-account"}
+        common = ["--api", server.api, "--secret", app.app_secret, "--package", app.app.package]
+        sent = []
+        for target in (["--regid", first["reg_id"]], ["--alias", "al"], ["--topic", "news"]):
+            out = run(
+                "send",
+                *common,
+                *target,
+                "--title",
+                "Hi",
+                "--description",
+                "There",
+                "--extra",
+                "k=v",
+                "--notify-id",
+                "3",
+            )
+            assert out.returncode == 0, out.stderr
+            sent.append(json.loads(out.stdout)["data"]["id"])
+        got = [read_json_line(listen) for _ in range(3)]
+        assert [g["id"] for g in got] == sent
+        assert got[0] == {
+            "event": "message",
+            "id": sent[0],
+            "seq": 1,
+            "pass_through": 0,
+            "title": "Hi",
+            "description": "There",
+            "payload": "",
+            "notify_id": 3,
+            "notify_type": -1,
+            "extra": {"k": "v"},
+        }
+        assert listen.wait(timeout=10) == 0
+    finally:
+        listen.kill()
+
+
+def test_cli_bad_input(tmp_path: Path, server: Server) -> None:  # noqa: F811
+    data = str(tmp_path / "d")
+    assert (
+        run(
+            "app", "create", "--data-dir", data, "--name", "X", "--package", "not a package"
+        ).returncode
+        == 2
+    )
+    assert (
+        run("app", "create", "--data-dir", data, "--name", "", "--package", "com.a.b").returncode
+        == 2
+    )
+    ok = run("app", "create", "--data-dir", data, "--name", "X", "--package", "com.a.b")
+    assert ok.returncode == 0 and set(json.loads(ok.stdout)) >= {
+        "app_id",
+        "app_key",
+        "app_secret",
+        "package",
+    }
+    dup = run("app", "create", "--data-dir", data, "--name", "X", "--package", "com.a.b")
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    assert (
+        run(
+            "send",
+            "--api",
+            "http://127.0.0.1:1",
+            "--secret",
+            "s",
+            "--package",
+            "com.a.b",
+            "--title",
+            "t",
+        ).returncode
+        == 2
+    )  # no target
+    assert (
+        run(
+            "send",
+            "--api",
+            "http://127.0.0.1:1",
+            "--secret",
+            "s",
+            "--package",
+            "com.a.b",
+            "--all",
+            "--extra",
+            "novalue",
+        ).returncode
+        == 2
+    )
+    unreachable = run(
+        "send",
+        "--api",
+        "http://127.0.0.1:1",
+        "--secret",
+        "s",
+        "--package",
+        "com.a.b",
+        "--all",
+        "--title",
+        "t",
+        "--description",
+        "d",
+    )
+    assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
+    assert (
+        run(
+            "listen",
+            "--gateway",
+            "http://x",
+            "--app-id",
+            "1",
+            "--app-key",
+            "k",
+            "--package",
+            "com.a.b",
+        ).returncode
+        == 2
+    )
+    assert run("serve", "--port", "notaport").returncode == 2
+    server.start()
+    app = create_app(server.data_dir)
+    wrong = run(
+        "send",
+        "--api",
+        server.api,
+        "--secret",
+        "wrong",
+        "--package",
+        app.app.package,
+        "--all",
+        "--title",
+        "t",
+        "--description",
+        "d",
+    )
+    assert wrong.returncode == 1 and json.loads(wrong.stdout)["code"] == 21301
+    refused = run(
+        "listen",
+        "--gateway",
+        server.gateway,
+        "--app-id",
+        app.app.app_id,
+        "--app-key",
+        "wrong",
+        "--package",
+        app.app.package,
+    )
+    assert refused.returncode == 2 and "22007" in refused.stderr
