@@ -6,7 +6,6 @@
     ├── ConfigError            bad settings or command-line values
     ├── StoreError             the storage engine failed
     │   └── StoreUnavailable   the database cannot be reached right now (answer 503 / 10002)
-    ├── ProtocolError          a device frame broke the protocol (closes the connection)
     └── ApiError               a request was refused; carries a Mi Push error code and a reason
 
 Foreign exceptions (sqlite3, psycopg, websockets) are converted at the boundary of the module
@@ -30,15 +29,6 @@ class StoreError(TidingsError):
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached right now; the caller may retry later."""
-
-
-class ProtocolError(TidingsError):
-    """A device broke the protocol badly enough that the connection must close."""
-
-    def __init__(self, reason: str, close_code: int = 1008) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.close_code = close_code
 
 
 class ApiError(TidingsError):

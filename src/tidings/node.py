@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tidings import __version__
-from tidings.api.mipush import MiPushApi, not_found
+from tidings.api.mipush import ERROR_HANDLERS, MiPushApi
 from tidings.bus.local import LocalBus
 from tidings.clock import Clock
 from tidings.core.sending import SendService
@@ -76,7 +76,8 @@ class Node:
             )
 
         return Starlette(
-            routes=[Route("/health", health), *api.routes()], exception_handlers={404: not_found}
+            routes=[Route("/health", health), *api.routes()],
+            exception_handlers=dict(ERROR_HANDLERS),
         )
 
     async def start(self) -> None:

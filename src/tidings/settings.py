@@ -1,8 +1,8 @@
 """Settings declared once, as data: name, default, help. Read at the edge, passed down as objects.
 
-Every setting can be given as an environment variable ``TIDINGS_<NAME>`` (upper case) or, for
-``tidings serve``, as a flag ``--<name-with-dashes>``. ``docs/operations.md`` documents each one; a
-test fails when one is missing there.
+Every setting can be given as an environment variable ``TIDINGS_<NAME>`` (upper case); the
+most used ones are also flags of ``tidings serve`` (``--data-dir``, ``--port``...).
+``docs/operations.md`` documents each one; a test fails when one is missing there.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Address the HTTP API and the device gateway listen on."),
     Setting("port", 8470, "Port of the HTTP API (sender API)."),
     Setting("gateway_port", 8471, "Port of the device gateway (WebSocket)."),
-    Setting("public_url", "", "Base URL of the HTTP API as devices and senders see it."),
     Setting("ttl_default_ms", 86_400_000, "Message time to live when a send gives none (1 day)."),
     Setting("ttl_max_ms", 864_000_000, "Largest time_to_live a send may ask for (10 days)."),
     Setting("backlog_cap", 1000, "Stored messages kept per offline device before the oldest go."),

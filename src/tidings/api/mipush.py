@@ -134,11 +134,12 @@ async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, 
     draft = call.draft()
     message = draft.message(call.app, kind, call.api.sender.now())
     result = await call.api.sender.unicast(message, targets, durable=draft.store)
-    data: dict[str, Any] = {"id": message.msg_id}
+    data: dict[str, Any] = {}
     if result.bad_targets:
         data[_BAD_FIELD[kind]] = ",".join(result.bad_targets)
     if not result.reg_ids:
         raise ApiError(codes.SEND_FAILED, "no valid target", data)
+    data["id"] = message.msg_id
     return envelope(0, data, info=f"Received push messages for {len(targets)} {_INFO_NAMES[kind]}")
 
 
@@ -160,11 +161,8 @@ async def _broadcast(
     draft = call.draft()
     message = draft.message(call.app, kind, call.api.sender.now(), topics, op)
     await call.api.sender.broadcast(message, durable=draft.store)
-    return envelope(
-        0,
-        {"id": message.msg_id},
-        info="Received push messages for 1 TOPIC" if topics else "Received push messages for ALL",
-    )
+    audience = f"{len(topics)} TOPIC" if topics else "ALL"
+    return envelope(0, {"id": message.msg_id}, info=f"Received push messages for {audience}")
 
 
 async def send_topic(call: Call) -> dict[str, Any]:
@@ -229,19 +227,24 @@ def _multi(kind: TargetKind) -> Handler:
                 fields, ttl_default=s.ttl_default_ms, ttl_max=s.ttl_max_ms, now=now
             )
             planned.append((entry["target"], draft))
-        sent_ids, bad = [], []
-        for target, draft in planned:
-            message = draft.message(call.app, kind, now)
-            result = await api.sender.unicast(message, [target], durable=draft.store)
-            if result.reg_ids:
-                sent_ids.append(message.msg_id)
-            else:
-                bad.append(target)
-        data: dict[str, Any] = {"id": sent_ids[0] if sent_ids else "", "ids": sent_ids}
-        if bad:
-            data[_BAD_FIELD[kind]] = ",".join(bad)
+        messages = [
+            (draft.message(call.app, kind, now), target, draft.store) for target, draft in planned
+        ]
+        durable = [(m, [t]) for m, t, keep in messages if keep]
+        results = dict(
+            zip(
+                [m.msg_id for m, _ in durable], await api.sender.unicast_batch(durable), strict=True
+            )
+        )
+        for m, t, keep in messages:
+            if not keep:
+                results[m.msg_id] = await api.sender.unicast(m, [t], durable=False)
+        sent_ids = [m.msg_id for m, _, _ in messages if results[m.msg_id].reg_ids]
+        bad = [t for m, t, _ in messages if not results[m.msg_id].reg_ids]
+        data: dict[str, Any] = {_BAD_FIELD[kind]: ",".join(bad)} if bad else {}
         if not sent_ids:
             raise ApiError(codes.SEND_FAILED, "no valid target", data)
+        data.update(id=sent_ids[0], ids=sent_ids)
         return envelope(
             0, data, info=f"Received push messages for {len(planned)} {_INFO_NAMES[kind]}"
         )
@@ -359,3 +362,18 @@ async def not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         envelope(codes.API_NOT_FOUND, reason=f"no API at {request.url.path}"), status_code=404
     )
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    return JSONResponse(
+        envelope(codes.METHOD_NOT_ALLOWED, reason=f"{request.method} is not supported"),
+        status_code=405,
+    )
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s", request.url.path, exc_info=exc)
+    return JSONResponse(envelope(codes.SYSTEM_ERROR, reason="internal error"), status_code=500)
+
+
+ERROR_HANDLERS = {404: not_found, 405: method_not_allowed, 500: internal_error}

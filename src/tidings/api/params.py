@@ -54,13 +54,6 @@ class Params:
         values = self._values.get(key)
         return values[-1] if values else default
 
-    def first_of(self, *keys: str) -> str | None:
-        for key in keys:
-            value = self.get(key)
-            if value is not None:
-                return value
-        return None
-
     def list(self, *keys: str, sep: str = ",") -> list[str]:
         """Values of the first present key, split on ``sep``; empty items (trailing commas) go."""
         for key in keys:

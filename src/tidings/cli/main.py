@@ -175,7 +175,10 @@ def app_list(data_dir: str | None, database_url: str | None) -> None:
         finally:
             await store.close()
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    except TidingsError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()

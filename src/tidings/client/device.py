@@ -378,11 +378,15 @@ class DeviceClient:
         jobkey = msg.extra.get("jobkey")
         duplicate = msg_id in self._seen or (jobkey is not None and jobkey in self._jobkeys)
         if not duplicate:
+            try:
+                await _call(self.on_pass_through if msg.pass_through else self.on_notification, msg)
+            except Exception:  # the app failed: no ack, so the message comes again later
+                log.exception("message callback failed for %s", msg_id)
+                return
             _remember(self._seen, msg_id)
             if jobkey is not None:
                 _remember(self._jobkeys, jobkey)
             self._dirty = True
-            await _call(self.on_pass_through if msg.pass_through else self.on_notification, msg)
         await self._ack(reg_id, seq, msg_id)
 
     async def _ack(self, reg_id: str, seq: int, msg_id: str) -> None:

@@ -40,6 +40,16 @@ class SendService:
             )
         return UnicastResult(tuple(regs), tuple(bad))
 
+    async def unicast_batch(
+        self, items: Sequence[tuple[Message, Sequence[str]]]
+    ) -> list[UnicastResult]:
+        """Durable unicast messages committed together; then one bus event for all devices."""
+        results = await self.store.send_unicast_batch(items)
+        reg_ids = tuple(dict.fromkeys(r for res in results for r in res.reg_ids))
+        if reg_ids:
+            await self.bus.publish(InboxChanged(reg_ids))
+        return results
+
     async def broadcast(self, message: Message, durable: bool = True) -> None:
         """Send to a topic expression or to every device of the app: one row, however many."""
         if durable:

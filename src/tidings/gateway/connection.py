@@ -39,6 +39,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_fragments",
         "closed",
+        "connected_at",
         "gateway",
         "last_rx",
         "pinged",
@@ -55,7 +56,7 @@ class Connection(asyncio.Protocol):
         self.session = DeviceSession()
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.last_rx = time.monotonic()
+        self.last_rx = self.connected_at = time.monotonic()
         self.pinged = False
         self._fragments: list[bytes] | None = None
 
@@ -171,7 +172,7 @@ class Connection(asyncio.Protocol):
 
     def tick(self, now: float, ping_after: float, drop_after: float, hello_within: float) -> None:
         idle = now - self.last_rx
-        if self.session.state is State.AWAIT_HELLO and idle > hello_within:
+        if self.session.state is State.AWAIT_HELLO and now - self.connected_at > hello_within:
             self.close(codes.CLOSE_IDLE, "no hello")
             self.abort()
         elif idle > ping_after + drop_after and self.pinged:

@@ -189,7 +189,11 @@ class Hub:
         slot = self.slots.get(reg_id)
         if slot is not None and slot.link is link:
             del self.slots[reg_id]
-            self.by_app[slot.app_id].discard(reg_id)
+            members = self.by_app.get(slot.app_id)
+            if members is not None:
+                members.discard(reg_id)
+                if not members:
+                    del self.by_app[slot.app_id]
 
     async def _on_command(self, link: Link, ev: AppCommand) -> None:
         store, arg = self.store, ev.arg
@@ -310,7 +314,7 @@ class Hub:
         while True:
             await asyncio.sleep(interval)
             try:
-                self._redeliver(time.monotonic(), time.time_ns() // 1_000_000)
+                self._redeliver(time.monotonic(), self.store.clock.now_ms())
                 await self._flush_acks()
             except TidingsError as exc:
                 log.warning("redelivery pass failed: %s", exc)

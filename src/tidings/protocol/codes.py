@@ -18,14 +18,12 @@ TOO_MANY_APPS = 4005
 BAD_APP_ID = 22006
 BAD_APP_KEY = 22007
 BAD_PACKAGE = 22022
-INVALID_DEVICE = 10029
-INTERNAL = 10001
 
 # WebSocket close codes
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
-CLOSE_SLOW = 4008  # outbound buffer over its cap: the device reads too slowly
-CLOSE_IDLE = 4009  # no hello in time, or no answer to pings
-CLOSE_BACKOFF = 4774  # Mozilla's "back off, do not reconnect now"
+CLOSE_IDLE = 4009  # no hello in time
+# A device that reads too slowly, or stops answering pings, is cut off without a close frame:
+# its socket is aborted (a close frame could not get through anyway).

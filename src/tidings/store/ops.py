@@ -335,9 +335,16 @@ def _enforce_cap(tx: Tx, reg_id: str, cap: int) -> int:
     ]
     tx.many("DELETE FROM inbox WHERE reg_id = ? AND seq = ?", [(reg_id, s) for s in victims])
     if tx.one("SELECT 1 FROM inbox WHERE reg_id = ? AND msg_id IS NULL", (reg_id,)) is None:
+        # the marker takes a fresh sequence number, so a connected device that was already sent
+        # the dropped messages still receives it
+        row = tx.one(
+            "UPDATE devices SET last_seq = last_seq + 1 WHERE reg_id = ? RETURNING last_seq",
+            (reg_id,),
+        )
+        assert row is not None
         tx.execute(
             "INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, NULL, ?)",
-            (reg_id, victims[0], NEVER),
+            (reg_id, int(row[0]), NEVER),
         )
     tx.execute("UPDATE devices SET dropped = dropped + ? WHERE reg_id = ?", (excess, reg_id))
     return excess
@@ -358,6 +365,13 @@ def send_unicast(
     for reg_id in sorted(reg_ids):  # a fixed order avoids deadlocks between concurrent sends
         dropped += _push_inbox(tx, reg_id, [(message.msg_id, message.expires_at)], cap)
     return UnicastResult(tuple(reg_ids), tuple(bad), dropped)
+
+
+def send_unicast_batch(
+    tx: Tx, items: Sequence[tuple[Message, Sequence[str]]], cap: int
+) -> list[UnicastResult]:
+    """Several unicast messages in one transaction: all are committed, or none."""
+    return [send_unicast(tx, message, targets, cap) for message, targets in items]
 
 
 def append_log(tx: Tx, message: Message) -> int:

@@ -114,6 +114,14 @@ class Store:
         """Commit a unicast message and its inbox rows; returns after the commit."""
         return await self.engine.write(ops.send_unicast, message, list(targets), self.backlog_cap)
 
+    async def send_unicast_batch(
+        self, items: Sequence[tuple[Message, Sequence[str]]]
+    ) -> list[UnicastResult]:
+        """Commit several unicast messages atomically (the multi-message endpoints)."""
+        return await self.engine.write(
+            ops.send_unicast_batch, [(m, list(t)) for m, t in items], self.backlog_cap
+        )
+
     async def append_log(self, message: Message) -> int:
         """Commit a broadcast message once in its app's log; returns its offset."""
         return await self.engine.write(ops.append_log, message)
