@@ -112,8 +112,11 @@ async def test_broadcast_is_one_row_and_catch_up_filters_topics(store: Store) ->
     after = await store.counts()
     assert after["messages"] - before["messages"] == 4
     assert after["inbox"] == before["inbox"]
-    touched = await store.catch_up(app_id, regs)
-    assert sorted(touched) == sorted(regs)
+    new = await store.catch_up(app_id, regs)
+    assert sorted(new) == sorted(regs)
+    assert [d.msg_id for d in new[regs[2]]] == [m_all.msg_id]
+    assert [d.seq for d in new[regs[0]]] == [1, 2, 3]
+    assert '"title":"t"' in (new[regs[0]][0].body or "")
 
     async def ids_of(r: str) -> list[str]:
         return [d.msg_id or "" for d in await store.pending(r)]
@@ -121,14 +124,14 @@ async def test_broadcast_is_one_row_and_catch_up_filters_topics(store: Store) ->
     assert await ids_of(regs[0]) == [m_all.msg_id, m_news.msg_id, m_except.msg_id]
     assert await ids_of(regs[1]) == [m_all.msg_id, m_news.msg_id, m_inter.msg_id]
     assert await ids_of(regs[2]) == [m_all.msg_id]
-    assert await store.catch_up(app_id, regs) == []  # cursors moved: idempotent
+    assert await store.catch_up(app_id, regs) == {}  # cursors moved: idempotent
 
 
 async def test_new_device_does_not_get_old_broadcasts(store: Store) -> None:
     app_id, _ = await _app_and_devices(store, 1)
     await store.append_log(_msg(store, app_id, TargetKind.ALL))
     late = await store.register_device(app_id, "late", DeviceInfo())
-    assert await store.catch_up(app_id, [late]) == []
+    assert await store.catch_up(app_id, [late]) == {}
 
 
 async def test_expired_messages_are_never_pending(store: Store) -> None:
@@ -139,7 +142,7 @@ async def test_expired_messages_are_never_pending(store: Store) -> None:
     await store.append_log(_msg(store, app_id, TargetKind.ALL, ttl=1000))
     clock.advance(1000)
     assert await store.pending(regs[0]) == []
-    assert await store.catch_up(app_id, regs) == []
+    assert await store.catch_up(app_id, regs) == {}
     assert await store.sweep_expired() == (1, 2)
 
 
@@ -190,3 +193,16 @@ async def test_topic_members_for_unstored_broadcast(store: Store) -> None:
     assert await store.topic_members(app_id, regs, TargetKind.TOPIC, ["a"], TopicOp.UNION) == [
         regs[1]
     ]
+
+
+async def test_catch_up_respects_the_backlog_cap(store: Store) -> None:
+    app_id, regs = await _app_and_devices(store, 1)  # cap is 5 in the fixture
+    sent = []
+    for _ in range(8):
+        m = _msg(store, app_id, TargetKind.ALL)
+        sent.append(m.msg_id)
+        await store.append_log(m)
+    assert await store.catch_up(app_id, regs) == {regs[0]: []}  # read it from the inbox
+    got = await store.pending(regs[0])
+    assert [d.msg_id for d in got if not d.is_resync] == sent[3:]
+    assert sum(d.is_resync for d in got) == 1

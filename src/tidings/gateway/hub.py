@@ -176,7 +176,7 @@ class Hub:
             session.register_ok(ev.req, app.app_id, reg_id)
             self._attach(reg_id, app.app_id, link)
             await self.store.catch_up(app.app_id, [reg_id])
-            self._spawn(self._pump(reg_id))
+            self._spawn(self._pump(reg_id))  # everything pending, unacked ones included
 
     def _attach(self, reg_id: str, app_id: str, link: Link) -> None:
         old = self.slots.get(reg_id)
@@ -254,11 +254,8 @@ class Hub:
                 items = await self.store.pending(reg_id, slot.sent, room)
                 if self.slots.get(reg_id) is not slot or slot.link.closed:
                     return
-                now = time.monotonic()
-                for d in items:
-                    slot.link.session.deliver(d)
-                    slot.inflight[d.seq] = (now, d)
-                    slot.sent = max(slot.sent, d.seq)
+                items = [d for d in items if d.seq > slot.sent]  # sent directly meanwhile
+                self._send(slot, items)
                 if items:
                     self.stats["sent"] += len(items)
                     slot.link.flush()
@@ -282,13 +279,37 @@ class Hub:
         elif isinstance(event, Ephemeral):
             self._spawn(self._deliver_ephemeral(event))
 
+    def _send(self, slot: Slot, items: list[Delivery]) -> None:
+        now = time.monotonic()
+        session = slot.link.session
+        for d in items:
+            session.deliver(d)
+            slot.inflight[d.seq] = (now, d)
+        if items:
+            slot.sent = max(slot.sent, items[-1].seq)
+
     async def _catch_up_connected(self) -> None:
         apps, self._catch_up_apps = self._catch_up_apps, set()
         for app_id in apps:
             regs = list(self.by_app.get(app_id, ()))
             if regs:
-                for reg_id in await self.store.catch_up(app_id, regs):
-                    self._spawn(self._pump(reg_id))
+                self._deliver_new(await self.store.catch_up(app_id, regs))
+
+    def _deliver_new(self, new: dict[str, list[Delivery]]) -> None:
+        """Send freshly committed entries straight away when they fit; else let the pump read."""
+        sent = 0
+        for reg_id, items in new.items():
+            slot = self.slots.get(reg_id)
+            if slot is None or slot.link.closed:
+                continue
+            fits = len(slot.inflight) + len(items) <= self.window
+            if not items or not fits or reg_id in self._pumping or items[0].seq != slot.sent + 1:
+                self._spawn(self._pump(reg_id))
+                continue
+            self._send(slot, items)
+            slot.link.flush()
+            sent += len(items)
+        self.stats["sent"] += sent
 
     async def _deliver_ephemeral(self, ev: Ephemeral) -> None:
         if ev.kind.is_broadcast:

@@ -33,6 +33,8 @@ NEVER = 2**62  # expiry of the resync marker
 class Tx(Protocol):
     """The little an operation needs from a database transaction (``?`` placeholders)."""
 
+    lock_rows: str  # " FOR UPDATE" where rows read before an update must be locked, else ""
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
@@ -387,28 +389,32 @@ def append_log(tx: Tx, message: Message) -> int:
     return offset
 
 
-def catch_up(tx: Tx, app_id: str, reg_ids: Sequence[str], now: int, cap: int) -> list[str]:
+def catch_up(
+    tx: Tx, app_id: str, reg_ids: Sequence[str], now: int, cap: int
+) -> dict[str, list[Delivery]]:
     """Copy unexpired log messages past each device's cursor into its inbox, if it matches them.
 
-    Returns the devices that got new inbox entries. Runs when a device connects and, for
-    connected devices, when the log grows: broadcast costs O(1) writes at send time and one row
-    per device only for devices that actually come to fetch it.
+    Returns the new inbox entries per device, ready to send (an empty list: new entries, but
+    read them from the inbox, the backlog cap dropped some). Runs when a device connects and,
+    for connected devices, when the log grows: a broadcast costs O(1) writes at send time and one
+    row per device only for devices that actually come to fetch it. Done in batches: a few
+    statements per 500 devices, not per device.
     """
     head_row = tx.one("SELECT log_head FROM apps WHERE app_id = ?", (app_id,))
     if head_row is None:
-        return []
+        return {}
     head = int(head_row[0])
-    cursors: dict[str, int] = {}
-    for part in _chunks(list(reg_ids)):
+    devices: dict[str, tuple[int, int]] = {}  # reg_id -> (log_cursor, last_seq)
+    for part in _chunks(sorted(set(reg_ids))):
         rows = tx.all(
-            f"SELECT reg_id, log_cursor FROM devices WHERE app_id = ? AND log_cursor < ?"
-            f" AND reg_id IN ({_marks(len(part))})",
+            "SELECT reg_id, log_cursor, last_seq FROM devices WHERE app_id = ? AND log_cursor < ?"
+            f" AND reg_id IN ({_marks(len(part))}) ORDER BY reg_id{tx.lock_rows}",
             (app_id, head, *part),
         )
-        cursors.update((r[0], int(r[1])) for r in rows)
-    if not cursors:
-        return []
-    low = min(cursors.values())
+        devices.update((r[0], (int(r[1]), int(r[2]))) for r in rows)
+    if not devices:
+        return {}
+    low = min(cursor for cursor, _ in devices.values())
     entries = [
         (
             msg_id,
@@ -417,30 +423,55 @@ def catch_up(tx: Tx, app_id: str, reg_ids: Sequence[str], now: int, cap: int) ->
             tuple(json.loads(topics)) if topics else (),
             TopicOp(op),
             int(expires),
+            body,
         )
-        for msg_id, offset, kind, topics, op, expires in tx.all(
-            "SELECT msg_id, log_offset, kind, topics, topic_op, expires_at FROM messages"
+        for msg_id, offset, kind, topics, op, expires, body in tx.all(
+            "SELECT msg_id, log_offset, kind, topics, topic_op, expires_at, body FROM messages"
             " WHERE app_id = ? AND log_offset > ? AND log_offset <= ? AND expires_at > ?"
             " ORDER BY log_offset",
             (app_id, low, head, now),
         )
     ]
     wanted_topics = sorted({t for e in entries for t in e[3]})
-    subscribed = _subscriptions(tx, app_id, list(cursors), wanted_topics) if wanted_topics else {}
-    touched: list[str] = []
-    for reg_id in sorted(cursors):
-        cursor = cursors[reg_id]
-        mine = subscribed.get(reg_id, set())
-        items = [
-            (msg_id, expires)
-            for msg_id, offset, kind, topics, op, expires in entries
-            if offset > cursor and matches(kind, topics, op, mine)
-        ]
-        tx.execute("UPDATE devices SET log_cursor = ? WHERE reg_id = ?", (head, reg_id))
-        if items:
-            _push_inbox(tx, reg_id, items, cap)
-            touched.append(reg_id)
-    return touched
+    subscribed = _subscriptions(tx, app_id, list(devices), wanted_topics) if wanted_topics else {}
+    out: dict[str, list[Delivery]] = {}
+    updates: list[tuple[int, int, str]] = []
+    rows_in: list[tuple[str, int, str, int]] = []
+    no_topics: set[str] = set()
+    for reg_id, (cursor, last_seq) in devices.items():
+        mine = subscribed.get(reg_id, no_topics)
+        seq = last_seq
+        got = []
+        for msg_id, offset, kind, topics, op, expires, body in entries:
+            if offset > cursor and matches(kind, topics, op, mine):
+                seq += 1
+                got.append(Delivery(reg_id, seq, msg_id, body, expires))
+                rows_in.append((reg_id, seq, msg_id, expires))
+        updates.append((head, seq, reg_id))
+        if got:
+            out[reg_id] = got
+    tx.many("UPDATE devices SET log_cursor = ?, last_seq = ? WHERE reg_id = ?", updates)
+    tx.many("INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, ?, ?)", rows_in)
+    for reg_id in _over_cap(tx, out, cap):
+        _enforce_cap(tx, reg_id, cap)
+        out[reg_id] = []  # changed, but read it from the inbox: entries were dropped
+    return out
+
+
+def _over_cap(tx: Tx, new: dict[str, list[Delivery]], cap: int) -> list[str]:
+    """Devices whose inbox may now hold more than ``cap`` messages (cheap check first)."""
+    suspects = []
+    regs = list(new)
+    for part in _chunks(regs):
+        rows = tx.all(
+            f"SELECT reg_id, min(seq) FROM inbox WHERE reg_id IN ({_marks(len(part))})"
+            " GROUP BY reg_id",
+            tuple(part),
+        )
+        for reg_id, low in rows:
+            if new[reg_id][-1].seq - int(low) + 1 > cap:
+                suspects.append(reg_id)
+    return suspects
 
 
 def _subscriptions(

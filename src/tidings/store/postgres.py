@@ -33,6 +33,8 @@ def _pg(sql: str) -> str:
 
 
 class PostgresTx:
+    lock_rows = " FOR UPDATE"
+
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._cur = conn.cursor()
 

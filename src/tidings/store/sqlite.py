@@ -27,6 +27,8 @@ _STOP = object()
 
 
 class SQLiteTx:
+    lock_rows = ""  # one writer: nothing else can change a row between read and update
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._cur = conn.cursor()

@@ -126,7 +126,7 @@ class Store:
         """Commit a broadcast message once in its app's log; returns its offset."""
         return await self.engine.write(ops.append_log, message)
 
-    async def catch_up(self, app_id: str, reg_ids: Sequence[str]) -> list[str]:
+    async def catch_up(self, app_id: str, reg_ids: Sequence[str]) -> dict[str, list[Delivery]]:
         return await self.engine.write(
             ops.catch_up, app_id, list(reg_ids), self.clock.now_ms(), self.backlog_cap
         )
