@@ -33,6 +33,16 @@ def _select_subprotocol(
     return PUSH if PUSH in offered else None
 
 
+def _text_frame(payload: bytes) -> bytes:
+    """An unfragmented, unmasked WebSocket text frame (RFC 6455 section 5.2)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
 class Connection(asyncio.Protocol):
     """asyncio protocol for one device socket (see :class:`tidings.gateway.server.Gateway`)."""
 
@@ -135,8 +145,12 @@ class Connection(asyncio.Protocol):
         if self.closed or self.ws.state is not WsState.OPEN:
             self.session.frames_to_send()
             return
-        for frame in self.session.frames_to_send():
-            self.ws.send_text(frame.encode())
+        frames = self.session.frames_to_send()
+        if frames and self.transport is not None and not self.transport.is_closing():
+            self._write()  # control frames queued by the protocol go first
+            # Text frames are framed here, not by websockets: a server frame is a 2-10 byte header
+            # and the bytes (no mask, no extension negotiated), and one write per flush is cheaper.
+            self.transport.write(b"".join([_text_frame(f.encode()) for f in frames]))
         if self.session.state is State.CLOSED and self.session.close_code is not None:
             self.ws.send_close(self.session.close_code, self.session.close_reason)
         self._write()
