@@ -46,6 +46,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ping_interval_s", 60.0, "Seconds of silence before the gateway pings a device."),
     Setting("ping_timeout_s", 30.0, "Seconds a pinged device has to answer before it is dropped."),
     Setting("sweep_interval_s", 60.0, "Seconds between sweeps that delete expired messages."),
+    Setting("auth_cache_s", 2.0, "Seconds an authenticated AppSecret is remembered by a node."),
     Setting("sqlite_batch", 512, "Most queued writes committed in one SQLite transaction."),
 )
 

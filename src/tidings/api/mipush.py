@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ log = logging.getLogger("tidings.api")
 ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 TOPIC_SEP = ";$;"
 MAX_REGID = 256
+AUTH_CACHE_SIZE = 10_000
 
 Handler = Callable[["Call"], Awaitable[dict[str, Any]]]
 
@@ -300,6 +302,8 @@ class MiPushApi:
         self.store = store
         self.sender = sender
         self.settings = settings
+        # AppSecret digest -> (app, fetched at): saves a database read per request
+        self._apps: dict[str, tuple[App, float]] = {}
 
     def routes(self) -> list[Route]:
         return [
@@ -352,9 +356,18 @@ class MiPushApi:
         scheme, _, secret = header.partition("=")
         if scheme.strip().lower() != "key" or not secret.strip():
             raise ApiError(codes.AUTH_FAILED, "Invalid application secret.")
-        app = await self.store.app_by_secret(secret.strip())
+        secret = secret.strip()
+        digest = ids.secret_hash(secret)
+        cached = self._apps.get(digest)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < self.settings.auth_cache_s:
+            return cached[0]
+        app = await self.store.app_by_secret(secret)
         if app is None:
             raise ApiError(codes.AUTH_FAILED, "Invalid application secret.")
+        if len(self._apps) >= AUTH_CACHE_SIZE:
+            self._apps.clear()
+        self._apps[digest] = (app, now)
         return app
 
 
