@@ -69,9 +69,24 @@ def serve(log_level: str, **flags: Any) -> None:
         sys.exit(1)
 
 
+def _raise_open_file_limit() -> tuple[int, int]:
+    """Each device holds a socket: lift the soft open-file limit to the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit: %s", exc)
+    return soft, hard
+
+
 async def _serve(conf: settings.Settings) -> None:
     from tidings.node import Node
 
+    soft, _hard = _raise_open_file_limit()
     node = Node(conf)
     try:
         await node.start()
@@ -92,6 +107,12 @@ async def _serve(conf: settings.Settings) -> None:
         f"Stop with Ctrl-C.",
         flush=True,
     )
+    if soft < 100_000:
+        print(
+            f"Note: the open-file limit is {soft}, so about {soft - 100} devices at most can"
+            " connect to this process (raise the hard limit: ulimit -Hn, or LimitNOFILE).",
+            flush=True,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
