@@ -268,6 +268,12 @@ async def test_bad_frames_on_a_real_socket(node: Node, app: NewApp) -> None:
         assert (await dev.recv())["code"] == codes.BAD_FRAME
         await dev.send("{}")
         assert await dev.recv() == {}
+        await dev.ws.send(['{"messageType"', ':"nope"}'])  # a fragmented text message
+        assert (await dev.recv())["code"] == codes.UNKNOWN_TYPE
+        pong = await dev.ws.ping()
+        await asyncio.wait_for(pong, 5)  # control frames still reach websockets
+        await dev.send("{}")
+        assert await dev.recv() == {}
         reg = (await dev.register(app))["reg_id"]
         await dev.send(
             {

@@ -10,6 +10,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from websockets.frames import Frame, Opcode
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - the wheel ships the C speedups
+    from websockets.utils import apply_mask
 from websockets.http11 import Request
 from websockets.protocol import State as WsState
 from websockets.server import ServerProtocol
@@ -47,6 +52,8 @@ class Connection(asyncio.Protocol):
     """asyncio protocol for one device socket (see :class:`tidings.gateway.server.Gateway`)."""
 
     __slots__ = (
+        "_buf",
+        "_fast",
         "_fragments",
         "closed",
         "connected_at",
@@ -69,6 +76,8 @@ class Connection(asyncio.Protocol):
         self.last_rx = self.connected_at = time.monotonic()
         self.pinged = False
         self._fragments: list[bytes] | None = None
+        self._fast = False  # True once frames are split here (see _split_frames)
+        self._buf = b""
 
     # asyncio.Protocol
 
@@ -79,8 +88,53 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
         self.pinged = False
+        if self._fast:
+            self._split_frames(data)
+            return
         self.ws.receive_data(data)
+        handshake = self.ws.state is WsState.CONNECTING
         self._process()
+        # From the first chunk that ends exactly with the handshake, frames are split here:
+        # websockets' parser then stands at a frame boundary and only ever gets whole frames.
+        if handshake and self.ws.state is WsState.OPEN and data.endswith(b"\r\n\r\n"):
+            self._fast = True
+
+    def _split_frames(self, data: bytes) -> None:
+        """Handle whole masked text frames directly (the hot path: acks); hand every other
+        frame, whole, to websockets (control frames, fragments, binary, oversize, close)."""
+        buf = self._buf + data if self._buf else data
+        limit = self.gateway.max_frame_bytes
+        pos, end = 0, len(buf)
+        slow: list[bytes] = []
+        while end - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            size, head = b1 & 0x7F, 2
+            if size == 126:
+                if end - pos < 4:
+                    break
+                size, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            elif size == 127:
+                if end - pos < 10:
+                    break
+                size, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            if size > limit or not b1 & 0x80:  # oversize or unmasked: websockets fails it
+                slow.append(buf[pos:])
+                pos = end
+                self._fast = False
+                break
+            stop = pos + head + 4 + size
+            if stop > end:
+                break
+            if b0 == 0x81 and not slow:  # FIN + text
+                mask = buf[pos + head : pos + head + 4]
+                self._text(apply_mask(buf[pos + head + 4 : stop], mask))
+            else:
+                slow.append(buf[pos:stop])
+            pos = stop
+        self._buf = buf[pos:] if pos < end else b""
+        if slow:
+            self.ws.receive_data(b"".join(slow))
+            self._process()
 
     def eof_received(self) -> bool:
         self.ws.receive_eof()

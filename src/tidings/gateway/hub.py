@@ -104,6 +104,9 @@ class Hub:
 
     def handle(self, link: Link, events: list[Event]) -> None:
         """Take the events of one frame. Each connection's events run in order, one at a time."""
+        if len(events) == 1 and isinstance(events[0], Acked):
+            self._on_ack(events[0])  # the common case: no await, no task
+            return
         key = id(link)
         queue = self._queues.get(key)
         if queue is not None:
