@@ -59,7 +59,7 @@ def schema_version(tx: Tx) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def migrate(tx: Tx) -> int:
+def migrate(tx: Tx, dialect: str = "sqlite") -> int:
     """Apply every migration newer than the database; return the resulting version."""
     tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)")
     current = schema_version(tx)
@@ -67,7 +67,9 @@ def migrate(tx: Tx) -> int:
         if version <= current:
             continue
         for sql in statements:
-            tx.execute(sql)
+            tx.execute(
+                sql.replace("{without_rowid}", " WITHOUT ROWID" if dialect == "sqlite" else "")
+            )
         tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         current = version
     return current
@@ -443,7 +445,7 @@ def catch_up(
         seq = last_seq
         got = []
         for msg_id, offset, kind, topics, op, expires, body in entries:
-            if offset > cursor and matches(kind, topics, op, mine):
+            if offset > cursor and (kind is TargetKind.ALL or matches(kind, topics, op, mine)):
                 seq += 1
                 got.append(Delivery(reg_id, seq, msg_id, body, expires))
                 rows_in.append((reg_id, seq, msg_id, expires))

@@ -1,7 +1,9 @@
 """Versioned schema migrations, shared by SQLite and PostgreSQL.
 
-Each migration is a list of statements that both engines accept. Append new versions; never edit
-an old one. Table names live here and in ``ops.py`` only.
+Each migration is a list of statements that both engines accept; ``{without_rowid}`` becomes
+SQLite's ``WITHOUT ROWID`` (a table clustered on its primary key: one B-tree to write instead of
+two) and nothing on PostgreSQL. Append new versions; never edit an old one. Table names live here
+and in ``ops.py`` only.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 msg_id TEXT,
                 expires_at BIGINT NOT NULL,
                 PRIMARY KEY (reg_id, seq)
-            )""",
+            ){without_rowid}""",
             "CREATE INDEX inbox_expiry ON inbox (expires_at)",
         ],
     ),

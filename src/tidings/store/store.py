@@ -159,7 +159,7 @@ class Store:
 def _migrate(tx: ops.Tx, engine_name: str) -> int:
     if engine_name == "postgres":  # two nodes starting at once must not both migrate
         tx.execute("SELECT pg_advisory_xact_lock(7470)")
-    return ops.migrate(tx)
+    return ops.migrate(tx, "sqlite" if engine_name == "sqlite" else "postgres")
 
 
 def sqlite_path(data_dir: str | Path, region: str = "default") -> Path:
