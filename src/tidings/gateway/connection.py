@@ -196,18 +196,30 @@ class Connection(asyncio.Protocol):
 
     def flush(self) -> None:
         """Write the session's frames; cut off a device whose socket buffer is over the cap."""
-        if self.closed or self.ws.state is not WsState.OPEN:
-            self.session.frames_to_send()
-            return
         frames = self.session.frames_to_send()
-        if frames and self.transport is not None and not self.transport.is_closing():
-            self._write()  # control frames queued by the protocol go first
+        transport = self.transport
+        if self.closed or transport is None or self.ws.state is not WsState.OPEN:
+            return
+        if self.ws.writes:  # control frames queued by websockets (pongs) go first
+            self._write()
+        if frames:
             # Text frames are framed here, not by websockets: a server frame is a 2-10 byte header
             # and the bytes (no mask, no extension negotiated), and one write per flush is cheaper.
-            self.transport.write(b"".join([_text_frame(f.encode()) for f in frames]))
+            if len(frames) == 1:
+                transport.write(_text_frame(frames[0].encode()))
+            else:
+                transport.write(b"".join([_text_frame(f.encode()) for f in frames]))
+            if transport.get_write_buffer_size() > self.gateway.send_buffer_bytes:
+                self._cut_off()
+                return
         if self.session.state is State.CLOSED and self.session.close_code is not None:
             self.ws.send_close(self.session.close_code, self.session.close_reason)
-        self._write()
+            self._write()
+
+    def _cut_off(self) -> None:
+        log.info("device cut off: send buffer over %d bytes", self.gateway.send_buffer_bytes)
+        self.gateway.hub.stats["slow_disconnects"] += 1
+        self.abort()
 
     def _write(self) -> None:
         transport = self.transport
@@ -219,9 +231,7 @@ class Connection(asyncio.Protocol):
             elif transport.can_write_eof():
                 transport.write_eof()
         if transport.get_write_buffer_size() > self.gateway.send_buffer_bytes:
-            log.info("device cut off: send buffer over %d bytes", self.gateway.send_buffer_bytes)
-            self.gateway.hub.stats["slow_disconnects"] += 1
-            self.abort()
+            self._cut_off()
             return
         if self.ws.close_expected() or self.ws.state is WsState.CLOSED:
             transport.close()
