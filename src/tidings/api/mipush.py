@@ -27,7 +27,7 @@ from tidings.api.message_form import (
 )
 from tidings.api.params import MAX_BODY, Params
 from tidings.core import limits
-from tidings.core.models import App, TargetKind, TopicOp
+from tidings.core.models import App, TargetKind, TopicOp, UnicastResult
 from tidings.core.sending import SendService
 from tidings.errors import ApiError, StoreError, StoreUnavailable
 from tidings.settings import Settings
@@ -137,7 +137,7 @@ async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, 
     data: dict[str, Any] = {}
     if result.bad_targets:
         data[_BAD_FIELD[kind]] = ",".join(result.bad_targets)
-    if not result.reg_ids:
+    if not result.reg_ids and not result.filtered:  # filtered devices count as accepted
         raise ApiError(codes.SEND_FAILED, "no valid target", data)
     data["id"] = message.msg_id
     return envelope(0, data, info=f"Received push messages for {len(targets)} {_INFO_NAMES[kind]}")
@@ -239,8 +239,8 @@ def _multi(kind: TargetKind) -> Handler:
         for m, t, keep in messages:
             if not keep:
                 results[m.msg_id] = await api.sender.unicast(m, [t], durable=False)
-        sent_ids = [m.msg_id for m, _, _ in messages if results[m.msg_id].reg_ids]
-        bad = [t for m, t, _ in messages if not results[m.msg_id].reg_ids]
+        sent_ids = [m.msg_id for m, _, _ in messages if _accepted(results[m.msg_id])]
+        bad = [t for m, t, _ in messages if not _accepted(results[m.msg_id])]
         data: dict[str, Any] = {_BAD_FIELD[kind]: ",".join(bad)} if bad else {}
         if not sent_ids:
             raise ApiError(codes.SEND_FAILED, "no valid target", data)
@@ -250,6 +250,10 @@ def _multi(kind: TargetKind) -> Handler:
         )
 
     return send_multi
+
+
+def _accepted(result: UnicastResult) -> bool:
+    return bool(result.reg_ids or result.filtered)
 
 
 def _subscription(by_alias: bool, on: bool) -> Handler:

@@ -29,6 +29,7 @@ from tidings.protocol.session import (
     AppRegister,
     AppUnregister,
     Clicked,
+    ConsentChange,
     DeviceSession,
     Event,
     Hello,
@@ -152,6 +153,8 @@ class Hub:
             link.session.unregister_done(event.req, event.reg_id)
         elif isinstance(event, Clicked):
             self.stats["clicks"] += 1
+        elif isinstance(event, ConsentChange):
+            await self._on_consent(link, event)
 
     async def _on_hello(self, link: Link, event: Hello) -> None:
         uaid = event.uaid
@@ -212,6 +215,18 @@ class Hub:
         else:
             await store.unsubscribe(ev.app_id, [ev.reg_id], arg)
         link.session.command_result(ev.req, ev.reg_id, ev.command, arg)
+
+    async def _on_consent(self, link: Link, ev: ConsentChange) -> None:
+        rec = await self.store.record_consent(ev.reg_id, ev.version, ev.agreed, source="sdk")
+        slot = self.slots.get(ev.reg_id)
+        if not ev.agreed and slot is not None:
+            slot.inflight.clear()  # withdrawn: nothing already sent is sent again
+        link.session.consent_result(
+            ev.req, ev.reg_id, ev.agreed, rec.policy_version if rec else ev.version
+        )
+        if ev.agreed:
+            await self.store.catch_up(ev.app_id, [ev.reg_id])
+            self._spawn(self._pump(ev.reg_id))
 
     # acks
 

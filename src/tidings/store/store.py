@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tidings import ids
 from tidings.clock import Clock, SystemClock
+from tidings.compliance.models import ConsentRecord, PolicyVersion
 from tidings.core.models import (
     App,
     Delivery,
@@ -24,7 +25,7 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.settings import Settings
-from tidings.store import ops
+from tidings.store import ops, privacy_ops
 from tidings.store.engine import Engine
 
 
@@ -148,6 +149,41 @@ class Store:
         return await self.engine.read(
             ops.topic_members, app_id, list(reg_ids), kind, list(topics), op
         )
+
+    # privacy: policy versions, consent ledger, gating, stats
+    async def add_policy_version(self, policy: PolicyVersion, make_current: bool = True) -> bool:
+        return await self.engine.write(privacy_ops.add_policy_version, policy, make_current)
+
+    async def policy_versions(self, app_id: str) -> list[PolicyVersion]:
+        return await self.engine.read(privacy_ops.policy_versions, app_id)
+
+    async def record_consent(
+        self, reg_id: str, version: str | None, agreed: bool, source: str = "api"
+    ) -> ConsentRecord | None:
+        """Agree or withdraw for one device; committed before it returns."""
+        return await self.engine.write(
+            privacy_ops.record_consent, reg_id, version, agreed, self.clock.now_ms(), source
+        )
+
+    async def consent_records(self, app_id: str, subject: str | None = None) -> list[ConsentRecord]:
+        return await self.engine.read(privacy_ops.consent_records, app_id, subject)
+
+    async def consent_head(self, app_id: str) -> tuple[int, str]:
+        return await self.engine.read(privacy_ops.consent_head, app_id)
+
+    async def ledger_app_ids(self) -> list[str]:
+        return await self.engine.read(privacy_ops.ledger_app_ids)
+
+    async def consent_filter(
+        self, app_id: str, reg_ids: Sequence[str]
+    ) -> tuple[list[str], list[str]]:
+        return await self.engine.read(privacy_ops.consent_filter, app_id, list(reg_ids))
+
+    async def count_filtered(self, msg_id: str, app_id: str, n: int) -> None:
+        await self.engine.write(privacy_ops.count_stat, {msg_id: n}, app_id, "filtered_consent")
+
+    async def message_stats(self, msg_id: str) -> dict[str, int]:
+        return await self.engine.read(privacy_ops.message_stats, msg_id)
 
     async def sweep_expired(self) -> tuple[int, int]:
         return await self.engine.write(ops.sweep_expired, self.clock.now_ms())

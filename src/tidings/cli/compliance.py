@@ -1,0 +1,145 @@
+"""``tidings`` commands for staff and developers: policy versions, consent, data-subject rights
+and content review. They work on the store directly (the management API will take them over);
+review decisions that must reach connected devices go through the running server's admin API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from tidings import settings
+from tidings.errors import TidingsError
+from tidings.store.store import Store
+
+T = TypeVar("T")
+
+
+def _emit(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _with_store(
+    data_dir: str | None, database_url: str | None, fn: Callable[[Store], Awaitable[T]]
+) -> T:
+    from tidings.store.store import open_store
+
+    async def go() -> T:
+        store = open_store(
+            settings.load(overrides={"data_dir": data_dir, "database_url": database_url})
+        )
+        await store.start()
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go())
+    except TidingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--database-url", default=None, help="PostgreSQL URL instead of SQLite.")(f)
+    return click.option("--data-dir", default=None, help="Directory of the SQLite files.")(f)
+
+
+# --- policy versions ----------------------------------------------------------------------------
+
+
+@click.group("policy")
+def policy() -> None:
+    """Privacy-policy versions of an app."""
+
+
+@policy.command("add")
+@store_options
+@click.option("--app-id", required=True)
+@click.option("--version", "version", required=True, help="Version name, e.g. 2026-11.")
+@click.option("--url", required=True, help="Where the policy text is published.")
+@click.option("--published-at", type=int, default=None, help="Epoch ms [now].")
+@click.option(
+    "--fresh-consent/--no-fresh-consent",
+    default=True,
+    show_default=True,
+    help="Whether consent to older versions stops being valid.",
+)
+@click.option("--current/--not-current", default=True, show_default=True)
+def policy_add(
+    data_dir: str | None,
+    database_url: str | None,
+    app_id: str,
+    version: str,
+    url: str,
+    published_at: int | None,
+    fresh_consent: bool,
+    current: bool,
+) -> None:
+    """Publish a policy version; by default devices must now consent to it to receive pushes."""
+    from tidings.compliance import consent
+
+    p = _with_store(
+        data_dir,
+        database_url,
+        lambda s: consent.add_policy(s, app_id, version, url, published_at, fresh_consent, current),
+    )
+    _emit(dataclasses.asdict(p))
+
+
+@policy.command("list")
+@store_options
+@click.option("--app-id", required=True)
+def policy_list(data_dir: str | None, database_url: str | None, app_id: str) -> None:
+    """List an app's policy versions, oldest first."""
+    for p in _with_store(data_dir, database_url, lambda s: s.policy_versions(app_id)):
+        _emit(dataclasses.asdict(p))
+
+
+# --- consent ------------------------------------------------------------------------------------
+
+
+@click.group("consent")
+def consent_group() -> None:
+    """The consent ledger."""
+
+
+@consent_group.command("verify")
+@store_options
+@click.option("--app-id", default=None, help="Only this app [every app].")
+def consent_verify(data_dir: str | None, database_url: str | None, app_id: str | None) -> None:
+    """Check the hash chain of the ledger; print each broken row and exit 1 if any."""
+    from tidings.compliance import consent
+
+    problems = _with_store(data_dir, database_url, lambda s: consent.verify(s, app_id))
+    for p in problems:
+        _emit(dataclasses.asdict(p))
+    if problems:
+        sys.exit(1)
+    _emit({"ok": True})
+
+
+@consent_group.command("history")
+@store_options
+@click.option("--app-id", required=True)
+@click.option("--regid", required=True)
+def consent_history(
+    data_dir: str | None, database_url: str | None, app_id: str, regid: str
+) -> None:
+    """The ledger records of one device."""
+    from tidings.compliance import consent
+
+    for r in _with_store(data_dir, database_url, lambda s: consent.history(s, app_id, regid)):
+        _emit(dataclasses.asdict(r))
+
+
+def register(main: click.Group, app: click.Group) -> None:
+    app.add_command(policy)
+    main.add_command(consent_group)

@@ -1,0 +1,65 @@
+"""The compliance commands of `tidings` end to end, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from tests.e2e.test_crash import TIDINGS
+from tidings.core.models import DeviceInfo
+from tidings.store.sqlite import SQLiteEngine
+from tidings.store.store import Store, sqlite_path
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TIDINGS, *args], capture_output=True, text=True, timeout=60)
+
+
+def lines(out: str) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def make_app(data_dir: Path) -> str:
+    out = run("app", "create", "--data-dir", str(data_dir), "--name", "D", "--package", "com.e.d")
+    assert out.returncode == 0, out.stderr
+    return str(json.loads(out.stdout)["app_id"])
+
+
+async def _register(data_dir: Path, app_id: str, n: int) -> list[str]:
+    store = Store(SQLiteEngine(sqlite_path(data_dir)))
+    await store.start()
+    try:
+        return [
+            await store.register_device(app_id, f"u{i}", DeviceInfo(consent_version="v1"))
+            for i in range(n)
+        ]
+    finally:
+        await store.close()
+
+
+def test_policy_add_list_and_consent_verify_finds_tampering(tmp_path: Path) -> None:
+    d = str(tmp_path)
+    app_id = make_app(tmp_path)
+    out = run("app", "policy", "add", "--data-dir", d, "--app-id", app_id, "--version", "v1",
+              "--url", "https://example.com/p1")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    out = run("app", "policy", "list", "--data-dir", d, "--app-id", app_id)
+    assert [p["version"] for p in lines(out.stdout)] == ["v1"]
+    bad = run("app", "policy", "add", "--data-dir", d, "--app-id", app_id, "--version", "v1",
+              "--url", "https://example.com/p1")  # fmt: skip
+    assert bad.returncode != 0 and "already exists" in bad.stderr
+
+    regs = asyncio.run(_register(tmp_path, app_id, 4))
+    out = run("consent", "verify", "--data-dir", d)
+    assert out.returncode == 0 and lines(out.stdout) == [{"ok": True}]
+    out = run("consent", "history", "--data-dir", d, "--app-id", app_id, "--regid", regs[1])
+    assert [(r["seq"], r["action"]) for r in lines(out.stdout)] == [(2, "agreed")]
+
+    with sqlite3.connect(sqlite_path(tmp_path)) as db:
+        db.execute("UPDATE consent_ledger SET at = at + 1 WHERE seq = 2")
+    out = run("consent", "verify", "--data-dir", d)
+    assert out.returncode == 1
+    assert [(p["seq"], p["problem"]) for p in lines(out.stdout)] == [(2, "record was changed")]
