@@ -63,3 +63,22 @@ def test_policy_add_list_and_consent_verify_finds_tampering(tmp_path: Path) -> N
     out = run("consent", "verify", "--data-dir", d)
     assert out.returncode == 1
     assert [(p["seq"], p["problem"]) for p in lines(out.stdout)] == [(2, "record was changed")]
+
+
+def test_device_export_and_erase(tmp_path: Path) -> None:
+    d = str(tmp_path)
+    app_id = make_app(tmp_path)
+    reg, other = asyncio.run(_register(tmp_path, app_id, 2))
+    out = run("device", "export", "--data-dir", d, "--regid", reg)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["device"]["reg_id"] == reg and doc["consent_records"][0]["action"] == "agreed"
+    out = run("device", "erase", "--data-dir", d, "--regid", reg)
+    assert out.returncode == 0 and json.loads(out.stdout)["action"] == "erased"
+    assert reg not in out.stdout
+    again = run("device", "erase", "--data-dir", d, "--regid", reg)
+    assert again.returncode == 1 and "unknown reg_id" in again.stderr
+    for path in tmp_path.iterdir():
+        if path.is_file():
+            assert reg.encode() not in path.read_bytes()
+            assert other.encode() in path.read_bytes() or not path.name.endswith(".db")

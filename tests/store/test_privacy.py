@@ -106,3 +106,28 @@ async def test_verify_finds_a_tampered_row(store: Store) -> None:
 
     await store.engine.write(drop_last, a)
     assert any("missing" in p.problem for p in await consent.verify(store, a))
+
+
+async def test_export_and_erase(store: Store) -> None:
+    from tidings.compliance import erasure
+
+    new = await store.create_app("Demo", "com.example.demo", "v1")
+    a = new.app.app_id
+    reg = await store.register_device(a, "u1", DeviceInfo(consent_version="v1", model="X1"))
+    other = await store.register_device(a, "u2", DeviceInfo(consent_version="v1"))
+    await store.set_alias(a, reg, "al")
+    await store.set_account(reg, "acc")
+    await store.subscribe(a, [reg, other], "news")
+    m = _msg(store, a)
+    await store.send_unicast(m, [reg, other])
+    data = await erasure.export(store, reg)
+    assert data["device"]["model"] == "X1" and data["aliases"] == ["al"]  # type: ignore[index]
+    assert [i["msg_id"] for i in data["inbox"]] == [m.msg_id]  # type: ignore[attr-defined]
+    rec = await erasure.erase(store, reg)
+    assert rec.action == "erased" and rec.subject == subject_of(a, reg)
+    assert await store.get_device(reg) is None
+    assert await store.resolve_targets(a, TargetKind.ALIAS, ["al"]) == ([], ["al"])
+    assert await store.resolve_targets(a, TargetKind.ACCOUNT, ["acc"]) == ([], ["acc"])
+    assert await store.pending(reg) == []
+    assert len(await store.pending(other)) == 1  # others untouched
+    assert await consent.verify(store) == []

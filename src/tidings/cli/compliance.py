@@ -140,6 +140,37 @@ def consent_history(
         _emit(dataclasses.asdict(r))
 
 
+# --- data-subject rights ------------------------------------------------------------------------
+
+
+@click.group("device")
+def device_group() -> None:
+    """Data-subject requests about one device."""
+
+
+@device_group.command("export")
+@store_options
+@click.option("--regid", required=True)
+def device_export(data_dir: str | None, database_url: str | None, regid: str) -> None:
+    """Print everything Tidings holds about the device, as one JSON document."""
+    from tidings.compliance import erasure
+
+    _emit(_with_store(data_dir, database_url, lambda s: erasure.export(s, regid)))
+
+
+@device_group.command("erase")
+@store_options
+@click.option("--regid", required=True)
+def device_erase(data_dir: str | None, database_url: str | None, regid: str) -> None:
+    """Erase the device's data; the pseudonymous consent records stay. Prints the erased record."""
+    from tidings.compliance import erasure
+
+    _emit(
+        dataclasses.asdict(_with_store(data_dir, database_url, lambda s: erasure.erase(s, regid)))
+    )
+
+
 def register(main: click.Group, app: click.Group) -> None:
     app.add_command(policy)
     main.add_command(consent_group)
+    main.add_command(device_group)

@@ -198,6 +198,13 @@ class Hub:
                 if not members:
                     del self.by_app[slot.app_id]
 
+    def forget(self, reg_id: str) -> None:
+        """Drop a device from this node at once (erasure): no slot, no longer usable on its link."""
+        slot = self.slots.get(reg_id)
+        if slot is not None:
+            slot.link.session.apps.pop(reg_id, None)
+            self.detach_one(reg_id, slot.link)
+
     async def _on_command(self, link: Link, ev: AppCommand) -> None:
         store, arg = self.store, ev.arg
         if check_command_arg(ev.command, arg) is not None:  # the session checked it already

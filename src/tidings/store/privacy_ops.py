@@ -247,3 +247,73 @@ def drop_inbox(tx: Tx, app_id: str, reg_id: str) -> int:
     count_stat(tx, counts, app_id, "filtered_consent")
     tx.execute("DELETE FROM inbox WHERE reg_id = ?", (reg_id,))
     return len(rows)
+
+
+# --- data-subject rights ------------------------------------------------------------------------
+
+_DEVICE_COLS = (
+    "reg_id, app_id, uaid, account, sdk_name, sdk_version, app_version, locale, model,"
+    " consent_version, consent_at, last_seq, log_cursor, dropped, created_at"
+)
+
+
+def export_device(tx: Tx, reg_id: str) -> dict[str, object] | None:
+    """Everything Tidings holds about one device (regId), as plain JSON-ready values."""
+    row = tx.one(f"SELECT {_DEVICE_COLS} FROM devices WHERE reg_id = ?", (reg_id,))
+    if row is None:
+        return None
+    device = dict(zip([c.strip() for c in _DEVICE_COLS.split(",")], row, strict=True))
+    app_id = str(row[1])
+    inbox = [
+        {"seq": int(seq), "msg_id": msg_id, "expires_at": int(exp), "message": body}
+        for seq, msg_id, exp, body in tx.all(
+            "SELECT i.seq, i.msg_id, i.expires_at, m.body FROM inbox i"
+            " LEFT JOIN messages m ON m.msg_id = i.msg_id WHERE i.reg_id = ? ORDER BY i.seq",
+            (reg_id,),
+        )
+    ]
+    for item in inbox:
+        if isinstance(item["message"], str):
+            item["message"] = json.loads(item["message"])
+    subject = subject_of(app_id, reg_id)
+    return {
+        "device": device,
+        "aliases": sorted(
+            r[0] for r in tx.all("SELECT alias FROM aliases WHERE reg_id = ?", (reg_id,))
+        ),
+        "topics": sorted(
+            r[0] for r in tx.all("SELECT topic FROM topic_subs WHERE reg_id = ?", (reg_id,))
+        ),
+        "inbox": inbox,
+        "consent_subject": subject,
+        "consent_records": [dataclasses.asdict(r) for r in consent_records(tx, app_id, subject)],
+    }
+
+
+def erase_device(tx: Tx, reg_id: str, at: int) -> ConsentRecord | None:
+    """Delete every row about the device; keep the pseudonymous consent proof (plus an
+    ``erased`` record). Held review items lose the device's regId and aliases as targets."""
+    row = tx.one("SELECT app_id, app_version FROM devices WHERE reg_id = ?", (reg_id,))
+    if row is None:
+        return None
+    app_id, app_version = str(row[0]), str(row[1])
+    names = {reg_id} | {
+        r[0] for r in tx.all("SELECT alias FROM aliases WHERE reg_id = ?", (reg_id,))
+    }
+    account = tx.one("SELECT account FROM devices WHERE reg_id = ?", (reg_id,))
+    if account and account[0]:
+        names.add(str(account[0]))
+    for msg_id, targets in tx.all(
+        "SELECT msg_id, targets FROM review_queue WHERE app_id = ? AND status = 'held'", (app_id,)
+    ):
+        kept = [t for t in json.loads(targets) if t not in names]
+        if len(kept) != len(json.loads(targets)):
+            tx.execute(
+                "UPDATE review_queue SET targets = ? WHERE msg_id = ?", (json.dumps(kept), msg_id)
+            )
+    for table in ("aliases", "topic_subs", "inbox"):
+        tx.execute(f"DELETE FROM {table} WHERE reg_id = ?", (reg_id,))
+    tx.execute("DELETE FROM devices WHERE reg_id = ?", (reg_id,))
+    return append_consent(
+        tx, app_id, subject_of(app_id, reg_id), "", ERASED, at, "api", app_version
+    )

@@ -185,6 +185,18 @@ class Store:
     async def message_stats(self, msg_id: str) -> dict[str, int]:
         return await self.engine.read(privacy_ops.message_stats, msg_id)
 
+    # data-subject rights
+    async def export_device(self, reg_id: str) -> dict[str, object] | None:
+        return await self.engine.read(privacy_ops.export_device, reg_id)
+
+    async def erase_device(self, reg_id: str) -> ConsentRecord | None:
+        """Delete the device's data, then make the deletion reach the files (SQLite: the
+        writer runs with ``secure_delete``; the WAL is checkpointed and truncated)."""
+        rec = await self.engine.write(privacy_ops.erase_device, reg_id, self.clock.now_ms())
+        if rec is not None:
+            await self.engine.checkpoint()
+        return rec
+
     async def sweep_expired(self) -> tuple[int, int]:
         return await self.engine.write(ops.sweep_expired, self.clock.now_ms())
 
