@@ -8,7 +8,9 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from tests.e2e.test_crash import TIDINGS
+import pytest
+
+from tests.e2e.test_crash import TIDINGS, Server, create_app, server  # noqa: F401
 from tidings.core.models import DeviceInfo
 from tidings.store.sqlite import SQLiteEngine
 from tidings.store.store import Store, sqlite_path
@@ -82,3 +84,35 @@ def test_device_export_and_erase(tmp_path: Path) -> None:
         if path.is_file():
             assert reg.encode() not in path.read_bytes()
             assert other.encode() in path.read_bytes() or not path.name.endswith(".db")
+
+
+def test_review_rules_queue_and_approve(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setenv("TIDINGS_ADMIN_TOKEN", "cli-operator-token")
+    server.start()
+    app = create_app(server.data_dir)
+    d = str(server.data_dir)
+    out = run("review", "rule", "add", "--data-dir", d, "--kind", "term", "--pattern", "promo",
+              "--action", "hold")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rule = json.loads(out.stdout)
+    assert (rule["kind"], rule["action"], rule["app_id"]) == ("term", "hold", None)
+    out = run("review", "rule", "list", "--data-dir", d)
+    assert [r["rule_id"] for r in lines(out.stdout)] == [rule["rule_id"]]
+    bad = run("review", "rule", "add", "--data-dir", d, "--kind", "regex", "--pattern", "(")
+    assert bad.returncode == 1 and "bad regex" in bad.stderr
+
+    sent = run("send", "--api", server.api, "--secret", app.app_secret, "--package",
+               app.app.package, "--regid", "someone", "--title", "Promo!",
+               "--description", "d")  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    msg_id = json.loads(sent.stdout)["data"]["id"]
+    queue = run("review", "queue", "--api", server.api)
+    assert [q["msg_id"] for q in lines(queue.stdout)] == [msg_id]
+    ok = run("review", "approve", "--api", server.api, "--actor", "ann", msg_id)
+    assert ok.returncode == 0 and lines(ok.stdout)[0]["status"] == "approved"
+    again = run("review", "reject", "--api", server.api, msg_id)
+    assert again.returncode == 1 and "not held" in again.stderr
+    wrong = run("review", "queue", "--api", server.api, "--token", "nope")
+    assert wrong.returncode == 1 and "unauthorized" in wrong.stderr
+    out = run("review", "rule", "remove", "--data-dir", d, rule["rule_id"])
+    assert out.returncode == 0

@@ -170,7 +170,136 @@ def device_erase(data_dir: str | None, database_url: str | None, regid: str) -> 
     )
 
 
+# --- content review -----------------------------------------------------------------------------
+
+
+@click.group("review")
+def review_group() -> None:
+    """Content review: rules (in the store) and the held-message queue (through the server)."""
+
+
+@review_group.group("rule")
+def rule_group() -> None:
+    """Review rules; changes apply to the next send, no restart needed."""
+
+
+@rule_group.command("add")
+@store_options
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(["term", "regex", "link_deny", "link_allow", "audience"]),
+)
+@click.option("--pattern", required=True, help="Term, regex, domain or device count.")
+@click.option("--app-id", default=None, help="Only this app [every app].")
+@click.option("--action", type=click.Choice(["hold", "reject"]), default=None)
+def rule_add(
+    data_dir: str | None,
+    database_url: str | None,
+    kind: str,
+    pattern: str,
+    app_id: str | None,
+    action: str | None,
+) -> None:
+    """Add a rule and print it."""
+    from tidings.compliance import moderation
+
+    rule = _with_store(
+        data_dir, database_url, lambda s: moderation.add_rule(s, kind, pattern, app_id, action)
+    )
+    _emit(dataclasses.asdict(rule))
+
+
+@rule_group.command("list")
+@store_options
+@click.option("--app-id", default=None, help="Rules that apply to this app [all rules].")
+def rule_list(data_dir: str | None, database_url: str | None, app_id: str | None) -> None:
+    """List rules, one JSON line each."""
+    for r in _with_store(data_dir, database_url, lambda s: s.review_rules(app_id)):
+        _emit(dataclasses.asdict(r))
+
+
+@rule_group.command("remove")
+@store_options
+@click.argument("rule_id")
+def rule_remove(data_dir: str | None, database_url: str | None, rule_id: str) -> None:
+    """Remove a rule (exit code 1 if there is none with that id)."""
+    if not _with_store(data_dir, database_url, lambda s: s.remove_review_rule(rule_id)):
+        raise click.ClickException(f"no rule {rule_id}")
+    _emit({"removed": rule_id})
+
+
+def admin_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--token", envvar="TIDINGS_ADMIN_TOKEN", required=True, help="The server's admin_token."
+    )(f)
+    return click.option("--api", "api_url", required=True, help="e.g. http://127.0.0.1:8470")(f)
+
+
+def _admin(api_url: str, token: str, method: str, path: str, **kw: Any) -> Any:
+    import httpx
+
+    try:
+        r = httpx.request(
+            method,
+            api_url.rstrip("/") + path,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+            **kw,
+        )
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach {api_url}: {exc}") from exc
+    try:
+        body = r.json()
+    except ValueError:
+        raise click.ClickException(f"HTTP {r.status_code} from {api_url}") from None
+    if r.status_code != 200:
+        raise click.ClickException(f"{body.get('error')}: {body.get('reason')}")
+    return body
+
+
+@review_group.command("queue")
+@admin_options
+@click.option("--app-id", default=None)
+@click.option("--limit", type=int, default=100, show_default=True)
+def review_queue(api_url: str, token: str, app_id: str | None, limit: int) -> None:
+    """Messages waiting for a reviewer, oldest first, one JSON line each."""
+    params: dict[str, Any] = {"limit": limit}
+    if app_id:
+        params["app_id"] = app_id
+    for item in _admin(api_url, token, "GET", "/admin/review/queue", params=params)["held"]:
+        _emit(item)
+
+
+def _decide(verb: str) -> Callable[..., None]:
+    def command(
+        api_url: str, token: str, msg_ids: tuple[str, ...], actor: str, reason: str
+    ) -> None:
+        for msg_id in msg_ids:
+            body = {"actor": actor, "reason": reason}
+            path = f"/admin/review/{msg_id}/{verb}"
+            _emit(_admin(api_url, token, "POST", path, json=body)["message"])
+
+    return command
+
+
+for _verb, _help in (
+    ("approve", "Release held messages for delivery (expired ones are not delivered)."),
+    ("reject", "Reject held messages: they are never delivered."),
+):
+    review_group.command(_verb, help=_help)(
+        admin_options(
+            click.argument("msg_ids", nargs=-1, required=True)(
+                click.option("--actor", default="operator", show_default=True)(
+                    click.option("--reason", default="")(_decide(_verb))
+                )
+            )
+        )
+    )
+
+
 def register(main: click.Group, app: click.Group) -> None:
     app.add_command(policy)
     main.add_command(consent_group)
     main.add_command(device_group)
+    main.add_command(review_group)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tidings import ids
 from tidings.clock import Clock, SystemClock
-from tidings.compliance.models import ConsentRecord, PolicyVersion
+from tidings.compliance.models import ConsentRecord, HeldMessage, PolicyVersion, ReviewRule
 from tidings.core.models import (
     App,
     Delivery,
@@ -25,7 +25,7 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.settings import Settings
-from tidings.store import ops, privacy_ops
+from tidings.store import ops, privacy_ops, review_ops
 from tidings.store.engine import Engine
 
 
@@ -196,6 +196,54 @@ class Store:
         if rec is not None:
             await self.engine.checkpoint()
         return rec
+
+    # content review
+    async def add_review_rule(self, rule: ReviewRule) -> None:
+        await self.engine.write(review_ops.add_rule, rule)
+
+    async def review_rules(self, app_id: str | None = None) -> list[ReviewRule]:
+        return await self.engine.read(review_ops.list_rules, app_id)
+
+    async def remove_review_rule(self, rule_id: str) -> bool:
+        return await self.engine.write(review_ops.remove_rule, rule_id)
+
+    async def audience(self, app_id: str, kind: TargetKind, topics: Sequence[str]) -> int:
+        return await self.engine.read(review_ops.audience, app_id, kind, list(topics))
+
+    async def log_review_decision(
+        self, msg_id: str, app_id: str, decision: str, reason: str, actor: str
+    ) -> None:
+        await self.engine.write(
+            review_ops.log_decision, msg_id, app_id, decision, reason, actor, self.clock.now_ms()
+        )
+
+    async def hold_message(self, message: Message, targets: Sequence[str], reason: str) -> None:
+        """Commit a message to the review queue (nothing is delivered before approval)."""
+        await self.engine.write(
+            review_ops.hold, message, list(targets), reason, self.clock.now_ms()
+        )
+
+    async def held_messages(self, app_id: str | None = None, limit: int = 100) -> list[HeldMessage]:
+        return await self.engine.read(review_ops.held_messages, app_id, limit)
+
+    async def held_message(self, msg_id: str) -> HeldMessage | None:
+        return await self.engine.read(review_ops.held_message, msg_id)
+
+    async def decide_held(
+        self, msg_id: str, approve: bool, actor: str, reason: str = ""
+    ) -> tuple[HeldMessage, UnicastResult | None] | None:
+        return await self.engine.write(
+            review_ops.decide,
+            msg_id,
+            approve,
+            actor,
+            reason,
+            self.clock.now_ms(),
+            self.backlog_cap,
+        )
+
+    async def review_decisions(self, msg_id: str) -> list[dict[str, object]]:
+        return await self.engine.read(review_ops.decisions, msg_id)
 
     async def sweep_expired(self) -> tuple[int, int]:
         return await self.engine.write(ops.sweep_expired, self.clock.now_ms())
