@@ -131,3 +131,18 @@ async def test_export_and_erase(store: Store) -> None:
     assert await store.pending(reg) == []
     assert len(await store.pending(other)) == 1  # others untouched
     assert await consent.verify(store) == []
+
+
+async def test_erasure_strips_the_device_from_held_review_targets(store: Store) -> None:
+    from tidings.compliance import erasure
+
+    new = await store.create_app("Demo", "com.example.demo")
+    a = new.app.app_id
+    reg = await store.register_device(a, "u1", DeviceInfo())
+    await store.set_alias(a, reg, "al")
+    m_reg, m_alias = _msg(store, a), _msg(store, a, TargetKind.ALIAS)
+    await store.hold_message(m_reg, [reg, "other-reg"], "r")
+    await store.hold_message(m_alias, ["al"], "r")
+    await erasure.erase(store, reg)
+    assert (await store.held_message(m_reg.msg_id)).targets == ("other-reg",)  # type: ignore[union-attr]
+    assert (await store.held_message(m_alias.msg_id)).targets == ()  # type: ignore[union-attr]

@@ -225,12 +225,15 @@ class Hub:
 
     async def _on_consent(self, link: Link, ev: ConsentChange) -> None:
         rec = await self.store.record_consent(ev.reg_id, ev.version, ev.agreed, source="sdk")
+        if rec is None:  # the device was erased or unregistered meanwhile
+            link.session.consent_result(
+                ev.req, ev.reg_id, ev.agreed, ev.version, codes.NOT_REGISTERED, "unknown reg_id"
+            )
+            return
         slot = self.slots.get(ev.reg_id)
         if not ev.agreed and slot is not None:
             slot.inflight.clear()  # withdrawn: nothing already sent is sent again
-        link.session.consent_result(
-            ev.req, ev.reg_id, ev.agreed, rec.policy_version if rec else ev.version
-        )
+        link.session.consent_result(ev.req, ev.reg_id, ev.agreed, rec.policy_version)
         if ev.agreed:
             await self.store.catch_up(ev.app_id, [ev.reg_id])
             self._spawn(self._pump(ev.reg_id))
