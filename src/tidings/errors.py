@@ -6,7 +6,8 @@
     ├── ConfigError            bad settings or command-line values
     ├── StoreError             the storage engine failed
     │   └── StoreUnavailable   the database cannot be reached right now (answer 503 / 10002)
-    └── ApiError               a request was refused; carries a Mi Push error code and a reason
+    ├── ApiError               a request was refused; carries a Mi Push error code and a reason
+    └── ComplianceError        a consent, erasure or review operation was refused (unknown id...)
 
 Foreign exceptions (sqlite3, psycopg, websockets) are converted at the boundary of the module
 that calls them; nothing above the store sees a driver exception.
@@ -39,3 +40,7 @@ class ApiError(TidingsError):
         self.code = code
         self.reason = reason
         self.data = data
+
+
+class ComplianceError(TidingsError):
+    """A consent, data-subject or review operation was refused (unknown app, device, message)."""

@@ -20,9 +20,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tidings import __version__
+from tidings.api.admin import AdminApi
 from tidings.api.mipush import ERROR_HANDLERS, MiPushApi
 from tidings.bus.local import LocalBus
 from tidings.clock import Clock
+from tidings.compliance.moderation import ReviewService
 from tidings.core.sending import SendService
 from tidings.errors import TidingsError
 from tidings.gateway.hub import Hub
@@ -57,6 +59,7 @@ class Node:
         self.hub = Hub(self.store, settings)
         self.gateway = Gateway(self.hub, settings)
         self.sender = SendService(self.store, self.bus)
+        self.review = ReviewService(self.store, self.bus)
         self.api_port = 0
         self.gateway_port = 0
         self._http: _Server | None = None
@@ -64,7 +67,7 @@ class Node:
         self._sweeper: asyncio.Task[None] | None = None
 
     def asgi_app(self) -> Starlette:
-        api = MiPushApi(self.store, self.sender, self.settings)
+        api = MiPushApi(self.store, self.sender, self.settings, self.review)
 
         async def health(request: Request) -> JSONResponse:
             return JSONResponse(
@@ -76,7 +79,11 @@ class Node:
             )
 
         return Starlette(
-            routes=[Route("/health", health), *api.routes()],
+            routes=[
+                Route("/health", health),
+                *api.routes(),
+                *AdminApi(self.store, self.review, self.settings.admin_token).routes(),
+            ],
             exception_handlers=dict(ERROR_HANDLERS),
         )
 

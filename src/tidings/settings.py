@@ -48,6 +48,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sweep_interval_s", 60.0, "Seconds between sweeps that delete expired messages."),
     Setting("auth_cache_s", 2.0, "Seconds an authenticated AppSecret is remembered by a node."),
     Setting("sqlite_batch", 512, "Most queued writes committed in one SQLite transaction."),
+    Setting(
+        "admin_token",
+        "",
+        "Operator token for the /admin endpoints (review queue); empty disables them.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -228,3 +228,43 @@ def test_delivery_frames() -> None:
     }
     marker = json.loads(delivery_frame(Delivery("R1", 5, None, None, 0)))
     assert marker == {"messageType": "resync", "reg_id": "R1", "seq": 5, "id": ""}
+
+
+def test_consent_frame_agree_and_withdraw() -> None:
+    from tidings.protocol.session import ConsentChange
+
+    s = registered()
+    ev = s.receive_text(
+        '{"messageType":"consent","req":"7","reg_id":"R1","version":"v2","agreed":true}'
+    )
+    assert ev == [ConsentChange("7", "R1", "A1", "v2", True)]
+    ev = s.receive_text('{"messageType":"consent","req":"8","reg_id":"R1","agreed":false}')
+    assert ev == [ConsentChange("8", "R1", "A1", None, False)]
+    s.consent_result("8", "R1", False, "v2")
+    assert frames(s) == [
+        {
+            "messageType": "consent",
+            "req": "8",
+            "reg_id": "R1",
+            "agreed": False,
+            "version": "v2",
+            "code": 0,
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"messageType":"consent","req":"1","reg_id":"R1","agreed":true}',
+        '{"messageType":"consent","req":"1","reg_id":"R1","agreed":"yes","version":"v"}',
+        '{"messageType":"consent","req":"1","reg_id":"R1","agreed":true,"version":5}',
+        '{"messageType":"consent","req":"1","reg_id":"R9","agreed":false}',
+    ],
+)
+def test_bad_consent_frames_get_errors(frame: str) -> None:
+    s = registered()
+    assert s.receive_text(frame) == []
+    (err,) = frames(s)
+    assert err["messageType"] == "error" and err["req"] == "1"
+    assert err["code"] in (codes.BAD_FRAME, codes.NOT_REGISTERED)

@@ -23,6 +23,7 @@ TOPIC_EMPTY = 65013
 TOO_MANY_EXTRAS = 65014
 EXTRA_TOO_LONG = 65015
 TOO_MANY_TOPICS = 65035
+CONTENT_REJECTED = 26010  # Tidings: the content review refused the message
 
 DESCRIPTIONS = {
     OK: "成功",
@@ -46,6 +47,7 @@ DESCRIPTIONS = {
     TOO_MANY_EXTRAS: "键值对过多",
     EXTRA_TOO_LONG: "键值对过长",
     TOO_MANY_TOPICS: "topic过多",
+    CONTENT_REJECTED: "消息内容审核未通过",
     65008: "别名过长",
     65016: "用户账号为空",
     65017: "用户账号过长",

@@ -27,8 +27,10 @@ from tidings.api.message_form import (
     read_message,
 )
 from tidings.api.params import MAX_BODY, Params
+from tidings.compliance.models import Verdict
+from tidings.compliance.moderation import ReviewService
 from tidings.core import limits
-from tidings.core.models import App, TargetKind, TopicOp
+from tidings.core.models import App, Message, TargetKind, TopicOp, UnicastResult
 from tidings.core.sending import SendService
 from tidings.errors import ApiError, StoreError, StoreUnavailable
 from tidings.settings import Settings
@@ -131,15 +133,34 @@ _BAD_FIELD = {
 }
 
 
+async def _review(call: Call, message: Message, targets: list[str]) -> dict[str, Any] | None:
+    """Run content review: raise on reject, answer for a held message, None to go on."""
+    if call.api.review is None:
+        return None
+    decision = await call.api.review.check(message, targets)
+    if decision.verdict is Verdict.REJECT:
+        raise ApiError(codes.CONTENT_REJECTED, f"content rejected: {decision.code}")
+    if decision.verdict is Verdict.HOLD:
+        return envelope(
+            0,
+            {"id": message.msg_id, "review": "held"},
+            info=f"Held for review: {decision.code}",
+        )
+    return None
+
+
 async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, Any]:
     targets = call.targets(kind, *names)
     draft = call.draft()
     message = draft.message(call.app, kind, call.api.sender.now())
+    held = await _review(call, message, targets)
+    if held is not None:
+        return held
     result = await call.api.sender.unicast(message, targets, durable=draft.store)
     data: dict[str, Any] = {}
     if result.bad_targets:
         data[_BAD_FIELD[kind]] = ",".join(result.bad_targets)
-    if not result.reg_ids:
+    if not result.reg_ids and not result.filtered:  # filtered devices count as accepted
         raise ApiError(codes.SEND_FAILED, "no valid target", data)
     data["id"] = message.msg_id
     return envelope(0, data, info=f"Received push messages for {len(targets)} {_INFO_NAMES[kind]}")
@@ -162,6 +183,9 @@ async def _broadcast(
 ) -> dict[str, Any]:
     draft = call.draft()
     message = draft.message(call.app, kind, call.api.sender.now(), topics, op)
+    held = await _review(call, message, [])
+    if held is not None:
+        return held
     await call.api.sender.broadcast(message, durable=draft.store)
     audience = f"{len(topics)} TOPIC" if topics else "ALL"
     return envelope(0, {"id": message.msg_id}, info=f"Received push messages for {audience}")
@@ -232,6 +256,24 @@ def _multi(kind: TargetKind) -> Handler:
         messages = [
             (draft.message(call.app, kind, now), target, draft.store) for target, draft in planned
         ]
+        if api.review is not None:  # all decided before anything is stored
+            decisions = [await api.review.evaluate(m, [t]) for m, t, _ in messages]
+            for i, d in enumerate(decisions):
+                if d is not None and d.verdict is Verdict.REJECT:
+                    await api.review.record(messages[i][0], [messages[i][1]], d)
+                    raise ApiError(
+                        codes.CONTENT_REJECTED, f"content rejected: {d.code} (message {i})"
+                    )
+            for (m, t, _), d in zip(messages, decisions, strict=True):
+                await api.review.record(m, [t], d)
+            held_ids = [
+                m.msg_id
+                for (m, _, _), d in zip(messages, decisions, strict=True)
+                if d is not None and d.verdict is Verdict.HOLD
+            ]
+            messages = [x for x in messages if x[0].msg_id not in held_ids]
+        else:
+            held_ids = []
         durable = [(m, [t]) for m, t, keep in messages if keep]
         results = dict(
             zip(
@@ -241,9 +283,12 @@ def _multi(kind: TargetKind) -> Handler:
         for m, t, keep in messages:
             if not keep:
                 results[m.msg_id] = await api.sender.unicast(m, [t], durable=False)
-        sent_ids = [m.msg_id for m, _, _ in messages if results[m.msg_id].reg_ids]
-        bad = [t for m, t, _ in messages if not results[m.msg_id].reg_ids]
+        sent_ids = [m.msg_id for m, _, _ in messages if _accepted(results[m.msg_id])]
+        sent_ids += held_ids
+        bad = [t for m, t, _ in messages if not _accepted(results[m.msg_id])]
         data: dict[str, Any] = {_BAD_FIELD[kind]: ",".join(bad)} if bad else {}
+        if held_ids:
+            data["held_ids"] = held_ids
         if not sent_ids:
             raise ApiError(codes.SEND_FAILED, "no valid target", data)
         data.update(id=sent_ids[0], ids=sent_ids)
@@ -252,6 +297,10 @@ def _multi(kind: TargetKind) -> Handler:
         )
 
     return send_multi
+
+
+def _accepted(result: UnicastResult) -> bool:
+    return bool(result.reg_ids or result.filtered)
 
 
 def _subscription(by_alias: bool, on: bool) -> Handler:
@@ -298,10 +347,17 @@ ROUTES: dict[str, Handler] = {
 
 
 class MiPushApi:
-    def __init__(self, store: Store, sender: SendService, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sender: SendService,
+        settings: Settings,
+        review: ReviewService | None = None,
+    ) -> None:
         self.store = store
         self.sender = sender
         self.settings = settings
+        self.review = review
         # AppSecret digest -> (app, fetched at): saves a database read per request
         self._apps: dict[str, tuple[App, float]] = {}
 

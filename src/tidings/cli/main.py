@@ -396,5 +396,9 @@ def send(
     _emit(result)
 
 
+from tidings.cli import compliance  # noqa: E402  (its commands attach to the groups above)
+
+compliance.register(main, app)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

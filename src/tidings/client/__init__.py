@@ -1,6 +1,20 @@
 """Python SDKs: the device client and the sender client."""
 
-from tidings.client.device import AppConfig, CommandResult, DeviceClient, PushMessage
+from tidings.client.device import (
+    AppConfig,
+    CommandResult,
+    ConsentResult,
+    DeviceClient,
+    PushMessage,
+)
 from tidings.client.sender import SenderClient, SendError
 
-__all__ = ["AppConfig", "CommandResult", "DeviceClient", "PushMessage", "SendError", "SenderClient"]
+__all__ = [
+    "AppConfig",
+    "CommandResult",
+    "ConsentResult",
+    "DeviceClient",
+    "PushMessage",
+    "SendError",
+    "SenderClient",
+]

@@ -78,6 +78,15 @@ class CommandResult:
     reason: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class ConsentResult:
+    app_id: str
+    agreed: bool
+    version: str | None
+    code: int
+    reason: str = ""
+
+
 class RegistrationError(Exception):
     def __init__(self, app_id: str, code: int, reason: str) -> None:
         super().__init__(f"registration of {app_id} refused: {code} {reason}")
@@ -128,6 +137,7 @@ class DeviceClient:
         self._closing = False
         self._registered: dict[str, asyncio.Future[str]] = {}
         self._pending: dict[str, asyncio.Future[CommandResult]] = {}
+        self._consents: dict[str, asyncio.Future[ConsentResult]] = {}
         self._req = 0
         self._dirty = False
         self.connected = asyncio.Event()
@@ -273,7 +283,22 @@ class DeviceClient:
             if fut is not None and not fut.done():
                 fut.set_result(result)
             await _call(self.on_command_result, result)
+        elif kind == "consent":
+            done = self._consents.pop(frame.get("req", ""), None)
+            if done is not None and not done.done():
+                done.set_result(
+                    ConsentResult(
+                        self._app_of(frame["reg_id"]),
+                        frame["agreed"],
+                        frame.get("version"),
+                        frame["code"],
+                        frame.get("reason", ""),
+                    )
+                )
         elif kind == "error":
+            refused = self._consents.pop(frame.get("req", ""), None)
+            if refused is not None and not refused.done():
+                refused.set_exception(ConnectionError(f"consent refused: {frame.get('reason')}"))
             log.warning("gateway error frame: %s", frame)
             await _call(self.on_error, frame)
 
@@ -351,6 +376,36 @@ class DeviceClient:
 
     async def unsubscribe(self, app_id: str, topic: str) -> CommandResult:
         return await self.command(app_id, "unsubscribe-topic", topic)
+
+    async def agree(self, app_id: str, version: str, timeout: float = 10.0) -> ConsentResult:
+        """Record that the user agreed to privacy-policy ``version``; later registrations of
+        this client send it too. Delivery for the app starts once the gateway has recorded it."""
+        self.apps[app_id] = dataclasses.replace(self.apps[app_id], consent_version=version)
+        return await self._consent(app_id, version, True, timeout)
+
+    async def withdraw(self, app_id: str, timeout: float = 10.0) -> ConsentResult:
+        """Withdraw the user's consent: the gateway stops delivering before the next send."""
+        self.apps[app_id] = dataclasses.replace(self.apps[app_id], consent_version=None)
+        return await self._consent(app_id, None, False, timeout)
+
+    async def _consent(
+        self, app_id: str, version: str | None, agreed: bool, timeout: float
+    ) -> ConsentResult:
+        reg_id = self.reg_ids.get(app_id)
+        if reg_id is None or self._ws is None:
+            raise ConnectionError(f"app {app_id} is not registered on a live connection")
+        req = self._next_req()
+        fut: asyncio.Future[ConsentResult] = asyncio.get_running_loop().create_future()
+        self._consents[req] = fut
+        frame = {
+            "messageType": "consent",
+            "req": req,
+            "reg_id": reg_id,
+            "version": version,
+            "agreed": agreed,
+        }
+        await self._ws.send(json.dumps(frame))
+        return await asyncio.wait_for(fut, timeout)
 
     async def click(self, message: PushMessage) -> None:
         """Report that the user opened a notification."""

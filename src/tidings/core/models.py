@@ -137,8 +137,9 @@ class Delivery:
 
 @dataclasses.dataclass(frozen=True)
 class UnicastResult:
-    """Outcome of storing a unicast send: which devices got it, which targets were unknown."""
+    """Outcome of storing a unicast send: which devices got it, which were unknown or filtered."""
 
     reg_ids: tuple[str, ...]
     bad_targets: tuple[str, ...]
     dropped: int = 0
+    filtered: tuple[str, ...] = ()  # known devices skipped for lack of a valid consent

@@ -27,7 +27,10 @@ class SendService:
             if result.reg_ids:
                 await self.bus.publish(InboxChanged(result.reg_ids))
             return result
-        regs, bad = await self.store.resolve_targets(message.app_id, message.kind, targets)
+        known, bad = await self.store.resolve_targets(message.app_id, message.kind, targets)
+        regs, filtered = await self.store.consent_filter(message.app_id, known)
+        if filtered:
+            await self.store.count_filtered(message.msg_id, message.app_id, len(filtered))
         if regs:
             await self.bus.publish(
                 Ephemeral(
@@ -38,7 +41,7 @@ class SendService:
                     reg_ids=tuple(regs),
                 )
             )
-        return UnicastResult(tuple(regs), tuple(bad))
+        return UnicastResult(tuple(regs), tuple(bad), filtered=tuple(filtered))
 
     async def unicast_batch(
         self, items: Sequence[tuple[Message, Sequence[str]]]

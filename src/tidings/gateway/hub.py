@@ -29,6 +29,7 @@ from tidings.protocol.session import (
     AppRegister,
     AppUnregister,
     Clicked,
+    ConsentChange,
     DeviceSession,
     Event,
     Hello,
@@ -155,6 +156,8 @@ class Hub:
             link.session.unregister_done(event.req, event.reg_id)
         elif isinstance(event, Clicked):
             self.stats["clicks"] += 1
+        elif isinstance(event, ConsentChange):
+            await self._on_consent(link, event)
 
     async def _on_hello(self, link: Link, event: Hello) -> None:
         uaid = event.uaid
@@ -198,6 +201,13 @@ class Hub:
                 if not members:
                     del self.by_app[slot.app_id]
 
+    def forget(self, reg_id: str) -> None:
+        """Drop a device from this node at once (erasure): no slot, no longer usable on its link."""
+        slot = self.slots.get(reg_id)
+        if slot is not None:
+            slot.link.session.apps.pop(reg_id, None)
+            self.detach_one(reg_id, slot.link)
+
     async def _on_command(self, link: Link, ev: AppCommand) -> None:
         store, arg = self.store, ev.arg
         if check_command_arg(ev.command, arg) is not None:  # the session checked it already
@@ -215,6 +225,21 @@ class Hub:
         else:
             await store.unsubscribe(ev.app_id, [ev.reg_id], arg)
         link.session.command_result(ev.req, ev.reg_id, ev.command, arg)
+
+    async def _on_consent(self, link: Link, ev: ConsentChange) -> None:
+        rec = await self.store.record_consent(ev.reg_id, ev.version, ev.agreed, source="sdk")
+        if rec is None:  # the device was erased or unregistered meanwhile
+            link.session.consent_result(
+                ev.req, ev.reg_id, ev.agreed, ev.version, codes.NOT_REGISTERED, "unknown reg_id"
+            )
+            return
+        slot = self.slots.get(ev.reg_id)
+        if not ev.agreed and slot is not None:
+            slot.inflight.clear()  # withdrawn: nothing already sent is sent again
+        link.session.consent_result(ev.req, ev.reg_id, ev.agreed, rec.policy_version)
+        if ev.agreed:
+            await self.store.catch_up(ev.app_id, [ev.reg_id])
+            self._spawn(self._pump(ev.reg_id))
 
     # acks
 

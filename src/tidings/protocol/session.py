@@ -85,7 +85,18 @@ class Clicked:
     msg_id: str
 
 
-Event = Hello | AppRegister | AppUnregister | AppCommand | Acked | Clicked
+@dataclasses.dataclass(frozen=True)
+class ConsentChange:
+    """The user agreed to a privacy-policy version (``agreed``) or withdrew consent."""
+
+    req: str
+    reg_id: str
+    app_id: str
+    version: str | None
+    agreed: bool
+
+
+Event = Hello | AppRegister | AppUnregister | AppCommand | Acked | Clicked | ConsentChange
 
 
 def _dump(obj: dict[str, Any]) -> str:
@@ -243,6 +254,27 @@ class DeviceSession:
             frame["reason"] = reason
         self._out.append(_dump(frame))
 
+    def consent_result(
+        self,
+        req: str,
+        reg_id: str,
+        agreed: bool,
+        version: str | None,
+        code: int = 0,
+        reason: str = "",
+    ) -> None:
+        frame: dict[str, Any] = {
+            "messageType": "consent",
+            "req": req,
+            "reg_id": reg_id,
+            "agreed": agreed,
+            "version": version,
+            "code": code,
+        }
+        if reason:
+            frame["reason"] = reason
+        self._out.append(_dump(frame))
+
     def deliver(self, d: Delivery) -> None:
         self._out.append(delivery_frame(d))
 
@@ -336,6 +368,19 @@ class DeviceSession:
             return []
         return [AppCommand(req, reg_id, app_id, str(command), args[0])]
 
+    def _on_consent(self, obj: dict[str, Any]) -> list[Event]:
+        req = _req(obj)
+        reg_id, app_id = self._registered(obj, req)
+        agreed = obj.get("agreed")
+        if not isinstance(agreed, bool):
+            raise _BadFrame(codes.BAD_FRAME, "agreed must be true or false", req)
+        version = obj.get("version")
+        if version is not None and (not isinstance(version, str) or not 1 <= len(version) <= 64):
+            raise _BadFrame(codes.BAD_FRAME, "version must be a string of 1..64", req)
+        if agreed and version is None:
+            raise _BadFrame(codes.BAD_FRAME, "agreeing needs the policy version", req)
+        return [ConsentChange(req, reg_id, app_id, version, agreed)]
+
     def _on_ack(self, obj: dict[str, Any]) -> list[Event]:
         updates = obj.get("updates")
         if not isinstance(updates, list) or len(updates) > MAX_ACKS:
@@ -386,4 +431,5 @@ _HANDLERS = {
     "app_command": DeviceSession._on_app_command,
     "ack": DeviceSession._on_ack,
     "click": DeviceSession._on_click,
+    "consent": DeviceSession._on_consent,
 }

@@ -20,3 +20,7 @@ class Engine(Protocol):
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(tx, *args)`` on a read-only snapshot."""
         ...
+
+    async def checkpoint(self) -> None:
+        """Make committed deletions reach the database files (SQLite: truncate the WAL)."""
+        ...

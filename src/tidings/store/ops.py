@@ -24,6 +24,7 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.core.topics import matches
+from tidings.store import privacy_ops
 from tidings.store.schema import MIGRATIONS
 
 CHUNK = 500
@@ -148,10 +149,11 @@ def register_device(tx: Tx, app_id: str, uaid: str, info: DeviceInfo, now: int) 
             (reg_id, app_id, uaid, *fields, now, app_id),
         )
     if info.consent_version is not None:
-        tx.execute(
-            "UPDATE devices SET consent_version = ?, consent_at = ? WHERE reg_id = ?",
-            (info.consent_version, info.consent_at or now, reg_id),
-        )
+        current = tx.one("SELECT consent_version FROM devices WHERE reg_id = ?", (reg_id,))
+        if current is not None and current[0] != info.consent_version:  # a change: ledger it
+            privacy_ops.record_consent(
+                tx, reg_id, info.consent_version, True, info.consent_at or now, "sdk"
+            )
     return reg_id
 
 
@@ -361,14 +363,19 @@ def send_unicast(
 
     With ``store`` False (TTL 0, only_send_once) nothing is written: targets are only resolved.
     """
-    reg_ids, bad = resolve_targets(tx, message.app_id, message.kind, targets)
+    known, bad = resolve_targets(tx, message.app_id, message.kind, targets)
+    reg_ids, filtered = privacy_ops.consent_filter(tx, message.app_id, known)
+    if filtered and store:
+        privacy_ops.count_stat(
+            tx, {message.msg_id: len(filtered)}, message.app_id, "filtered_consent"
+        )
     if not reg_ids or not store:
-        return UnicastResult(tuple(reg_ids), tuple(bad))
+        return UnicastResult(tuple(reg_ids), tuple(bad), filtered=tuple(filtered))
     _insert_message(tx, message, None)
     dropped = 0
     for reg_id in sorted(reg_ids):  # a fixed order avoids deadlocks between concurrent sends
         dropped += _push_inbox(tx, reg_id, [(message.msg_id, message.expires_at)], cap)
-    return UnicastResult(tuple(reg_ids), tuple(bad), dropped)
+    return UnicastResult(tuple(reg_ids), tuple(bad), dropped, tuple(filtered))
 
 
 def send_unicast_batch(
@@ -436,6 +443,9 @@ def catch_up(
     ]
     wanted_topics = sorted({t for e in entries for t in e[3]})
     subscribed = _subscriptions(tx, app_id, list(devices), wanted_topics) if wanted_topics else {}
+    _, unconsented_list = privacy_ops.consent_filter(tx, app_id, sorted(devices))
+    unconsented = set(unconsented_list)
+    filtered: dict[str, int] = {}
     out: dict[str, list[Delivery]] = {}
     updates: list[tuple[int, int, str]] = []
     rows_in: list[tuple[str, int, str, int]] = []
@@ -446,6 +456,9 @@ def catch_up(
         got = []
         for msg_id, offset, kind, topics, op, expires, body in entries:
             if offset > cursor and (kind is TargetKind.ALL or matches(kind, topics, op, mine)):
+                if reg_id in unconsented:  # skipped for good, but counted
+                    filtered[msg_id] = filtered.get(msg_id, 0) + 1
+                    continue
                 seq += 1
                 got.append(Delivery(reg_id, seq, msg_id, body, expires))
                 rows_in.append((reg_id, seq, msg_id, expires))
@@ -454,6 +467,7 @@ def catch_up(
             out[reg_id] = got
     tx.many("UPDATE devices SET log_cursor = ?, last_seq = ? WHERE reg_id = ?", updates)
     tx.many("INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, ?, ?)", rows_in)
+    privacy_ops.count_stat(tx, filtered, app_id, "filtered_consent")
     for reg_id in _over_cap(tx, out, cap):
         _enforce_cap(tx, reg_id, cap)
         out[reg_id] = []  # changed, but read it from the inbox: entries were dropped
@@ -496,7 +510,12 @@ def _subscriptions(
 
 
 def pending(tx: Tx, reg_id: str, after_seq: int, now: int, limit: int) -> list[Delivery]:
-    """Unexpired inbox entries of a device after ``after_seq``, in sequence order."""
+    """Unexpired inbox entries of a device after ``after_seq``, in sequence order.
+
+    Nothing for a device without a valid consent (checked at delivery time, too).
+    """
+    if not privacy_ops.device_consented(tx, reg_id):
+        return []
     rows = tx.all(
         "SELECT i.seq, i.msg_id, m.body, i.expires_at FROM inbox i"
         " LEFT JOIN messages m ON m.msg_id = i.msg_id"
@@ -528,6 +547,7 @@ def topic_members(
     op: TopicOp,
 ) -> list[str]:
     """Which of these devices an unstored (TTL 0) broadcast reaches."""
+    reg_ids = privacy_ops.consent_filter(tx, app_id, reg_ids)[0]
     if kind is TargetKind.ALL:
         return list(reg_ids)
     subscribed = _subscriptions(tx, app_id, list(reg_ids), list(topics))

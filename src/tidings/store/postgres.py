@@ -90,6 +90,10 @@ class PostgresEngine:
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.write(fn, *args)
 
+    async def checkpoint(self) -> None:
+        """Nothing to do here: deleted rows stay in PostgreSQL's files as dead tuples until
+        (auto)vacuum reclaims them (see docs/privacy.md)."""
+
     def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         for attempt in range(5):
             try:

@@ -80,6 +80,79 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX inbox_expiry ON inbox (expires_at)",
         ],
     ),
+    (
+        # 2 is reserved for another branch; 3: consent ledger, policy versions, content review
+        3,
+        [
+            """CREATE TABLE policy_versions (
+                app_id TEXT NOT NULL,
+                version TEXT NOT NULL,
+                url TEXT NOT NULL,
+                published_at BIGINT NOT NULL,
+                requires_fresh_consent INTEGER NOT NULL DEFAULT 1,
+                PRIMARY KEY (app_id, version)
+            )""",
+            """CREATE TABLE consent_heads (
+                app_id TEXT PRIMARY KEY,
+                seq BIGINT NOT NULL,
+                hash TEXT NOT NULL
+            )""",
+            """CREATE TABLE consent_ledger (
+                app_id TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                subject TEXT NOT NULL,
+                policy_version TEXT NOT NULL,
+                action TEXT NOT NULL,
+                at BIGINT NOT NULL,
+                source TEXT NOT NULL,
+                app_version TEXT NOT NULL DEFAULT '',
+                prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL,
+                PRIMARY KEY (app_id, seq)
+            )""",
+            "CREATE INDEX consent_subject ON consent_ledger (app_id, subject)",
+            """CREATE TABLE message_stats (
+                msg_id TEXT NOT NULL,
+                app_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                value BIGINT NOT NULL,
+                PRIMARY KEY (msg_id, name)
+            )""",
+            """CREATE TABLE review_rules (
+                rule_id TEXT PRIMARY KEY,
+                app_id TEXT,
+                kind TEXT NOT NULL,
+                pattern TEXT NOT NULL,
+                action TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )""",
+            """CREATE TABLE review_queue (
+                msg_id TEXT PRIMARY KEY,
+                app_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                body TEXT NOT NULL,
+                targets TEXT NOT NULL,
+                topics TEXT NOT NULL DEFAULT '',
+                topic_op TEXT NOT NULL DEFAULT 'UNION',
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                status TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                decided_at BIGINT
+            )""",
+            "CREATE INDEX review_queue_status ON review_queue (status, created_at)",
+            """CREATE TABLE review_log (
+                decision_id TEXT PRIMARY KEY,
+                msg_id TEXT NOT NULL,
+                app_id TEXT NOT NULL,
+                decision TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX review_log_msg ON review_log (msg_id)",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

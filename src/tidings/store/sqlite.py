@@ -24,6 +24,7 @@ T = TypeVar("T")
 log = logging.getLogger("tidings.store")
 
 _STOP = object()
+_CHECKPOINT = object()
 
 
 class SQLiteTx:
@@ -62,6 +63,7 @@ def _connect(path: str, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")  # deleted data is overwritten, not left behind
     return conn
 
 
@@ -121,6 +123,15 @@ class SQLiteEngine:
         self._queue.put((fn, args, fut, loop))
         return await fut
 
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it (after the writes queued so far)."""
+        if self._writer is None:
+            raise StoreError("store is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put((_CHECKPOINT, (), fut, loop))
+        await fut
+
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._read_call, fn, args)
@@ -155,7 +166,7 @@ class SQLiteEngine:
                     break
                 batch = [item]
                 stop = False
-                while len(batch) < self._batch:
+                while len(batch) < self._batch and batch[-1][0] is not _CHECKPOINT:
                     try:
                         nxt = self._queue.get_nowait()
                     except queue.Empty:
@@ -164,12 +175,27 @@ class SQLiteEngine:
                         stop = True
                         break
                     batch.append(nxt)
-                self._commit_batch(conn, batch)
+                tail = batch.pop() if batch[-1][0] is _CHECKPOINT else None
+                if batch:
+                    self._commit_batch(conn, batch)
+                if tail is not None:
+                    self._checkpoint(conn, tail)
                 if stop:
                     break
         finally:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection, item: Any) -> None:
+        _, _, fut, loop = item
+        error: BaseException | None = None
+        try:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy and busy[0]:
+                error = StoreError("WAL checkpoint could not complete (readers busy)")
+        except sqlite3.Error as exc:
+            error = StoreError(f"sqlite checkpoint failed: {exc}")
+        loop.call_soon_threadsafe(_settle, fut, None, error)
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
         outcomes: list[tuple[Any, Any, Any, BaseException | None]] = []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tidings import ids
 from tidings.clock import Clock, SystemClock
+from tidings.compliance.models import ConsentRecord, HeldMessage, PolicyVersion, ReviewRule
 from tidings.core.models import (
     App,
     Delivery,
@@ -24,7 +25,7 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.settings import Settings
-from tidings.store import ops
+from tidings.store import ops, privacy_ops, review_ops
 from tidings.store.engine import Engine
 
 
@@ -148,6 +149,101 @@ class Store:
         return await self.engine.read(
             ops.topic_members, app_id, list(reg_ids), kind, list(topics), op
         )
+
+    # privacy: policy versions, consent ledger, gating, stats
+    async def add_policy_version(self, policy: PolicyVersion, make_current: bool = True) -> bool:
+        return await self.engine.write(privacy_ops.add_policy_version, policy, make_current)
+
+    async def policy_versions(self, app_id: str) -> list[PolicyVersion]:
+        return await self.engine.read(privacy_ops.policy_versions, app_id)
+
+    async def record_consent(
+        self, reg_id: str, version: str | None, agreed: bool, source: str = "api"
+    ) -> ConsentRecord | None:
+        """Agree or withdraw for one device; committed before it returns."""
+        return await self.engine.write(
+            privacy_ops.record_consent, reg_id, version, agreed, self.clock.now_ms(), source
+        )
+
+    async def consent_records(self, app_id: str, subject: str | None = None) -> list[ConsentRecord]:
+        return await self.engine.read(privacy_ops.consent_records, app_id, subject)
+
+    async def consent_head(self, app_id: str) -> tuple[int, str]:
+        return await self.engine.read(privacy_ops.consent_head, app_id)
+
+    async def ledger_app_ids(self) -> list[str]:
+        return await self.engine.read(privacy_ops.ledger_app_ids)
+
+    async def consent_filter(
+        self, app_id: str, reg_ids: Sequence[str]
+    ) -> tuple[list[str], list[str]]:
+        return await self.engine.read(privacy_ops.consent_filter, app_id, list(reg_ids))
+
+    async def count_filtered(self, msg_id: str, app_id: str, n: int) -> None:
+        await self.engine.write(privacy_ops.count_stat, {msg_id: n}, app_id, "filtered_consent")
+
+    async def message_stats(self, msg_id: str) -> dict[str, int]:
+        return await self.engine.read(privacy_ops.message_stats, msg_id)
+
+    # data-subject rights
+    async def export_device(self, reg_id: str) -> dict[str, object] | None:
+        return await self.engine.read(privacy_ops.export_device, reg_id)
+
+    async def erase_device(self, reg_id: str) -> ConsentRecord | None:
+        """Delete the device's data, then make the deletion reach the files (SQLite: the
+        writer runs with ``secure_delete``; the WAL is checkpointed and truncated)."""
+        rec = await self.engine.write(privacy_ops.erase_device, reg_id, self.clock.now_ms())
+        if rec is not None:
+            await self.engine.checkpoint()
+        return rec
+
+    # content review
+    async def add_review_rule(self, rule: ReviewRule) -> None:
+        await self.engine.write(review_ops.add_rule, rule)
+
+    async def review_rules(self, app_id: str | None = None) -> list[ReviewRule]:
+        return await self.engine.read(review_ops.list_rules, app_id)
+
+    async def remove_review_rule(self, rule_id: str) -> bool:
+        return await self.engine.write(review_ops.remove_rule, rule_id)
+
+    async def audience(self, app_id: str, kind: TargetKind, topics: Sequence[str]) -> int:
+        return await self.engine.read(review_ops.audience, app_id, kind, list(topics))
+
+    async def log_review_decision(
+        self, msg_id: str, app_id: str, decision: str, reason: str, actor: str
+    ) -> None:
+        await self.engine.write(
+            review_ops.log_decision, msg_id, app_id, decision, reason, actor, self.clock.now_ms()
+        )
+
+    async def hold_message(self, message: Message, targets: Sequence[str], reason: str) -> None:
+        """Commit a message to the review queue (nothing is delivered before approval)."""
+        await self.engine.write(
+            review_ops.hold, message, list(targets), reason, self.clock.now_ms()
+        )
+
+    async def held_messages(self, app_id: str | None = None, limit: int = 100) -> list[HeldMessage]:
+        return await self.engine.read(review_ops.held_messages, app_id, limit)
+
+    async def held_message(self, msg_id: str) -> HeldMessage | None:
+        return await self.engine.read(review_ops.held_message, msg_id)
+
+    async def decide_held(
+        self, msg_id: str, approve: bool, actor: str, reason: str = ""
+    ) -> tuple[HeldMessage, UnicastResult | None] | None:
+        return await self.engine.write(
+            review_ops.decide,
+            msg_id,
+            approve,
+            actor,
+            reason,
+            self.clock.now_ms(),
+            self.backlog_cap,
+        )
+
+    async def review_decisions(self, msg_id: str) -> list[dict[str, object]]:
+        return await self.engine.read(review_ops.decisions, msg_id)
 
     async def sweep_expired(self) -> tuple[int, int]:
         return await self.engine.write(ops.sweep_expired, self.clock.now_ms())

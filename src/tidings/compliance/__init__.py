@@ -1,0 +1,1 @@
+"""Compliance: consent ledger, data-subject rights, content review."""

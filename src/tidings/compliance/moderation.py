@@ -1,0 +1,108 @@
+"""The review service: run the rules on a send, hold or reject it, and let staff decide.
+
+The sender API calls :meth:`ReviewService.check` before it stores a message. ``reject`` ends the
+request with :data:`tidings.api.codes.CONTENT_REJECTED` and stores nothing (but the decision);
+``hold`` commits the message to the review queue and answers with its id; ``allow`` lets the send
+go on. Staff use :meth:`ReviewService.approve` and :meth:`ReviewService.reject` (the admin API and
+``tidings review approve|reject``). Every decision goes to the ``review_log`` table; allow
+decisions are logged only when at least one rule applied to the app.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from tidings.bus.base import Bus
+from tidings.bus.events import InboxChanged, LogAppended
+from tidings.compliance import review
+from tidings.compliance.models import HeldMessage, ReviewRule, Verdict
+from tidings.core.models import Message, TargetKind
+from tidings.errors import ComplianceError
+from tidings.store.store import Store
+
+
+async def add_rule(
+    store: Store, kind: str, pattern: str, app_id: str | None = None, action: str | None = None
+) -> ReviewRule:
+    """Store a rule; it applies from the next send on (no restart)."""
+    review.check_rule(kind, pattern)
+    try:
+        verdict = Verdict(action) if action else review.DEFAULT_ACTION[kind]
+    except ValueError:
+        raise ComplianceError("action must be hold or reject") from None
+    if verdict is Verdict.ALLOW:
+        raise ComplianceError("action must be hold or reject")
+    if app_id is not None and await store.app_by_id(app_id) is None:
+        raise ComplianceError(f"no app {app_id}")
+    rule = ReviewRule(
+        "rr" + secrets.token_hex(6), app_id, kind, pattern, verdict, store.clock.now_ms()
+    )
+    await store.add_review_rule(rule)
+    return rule
+
+
+class ReviewService:
+    def __init__(self, store: Store, bus: Bus) -> None:
+        self.store = store
+        self.bus = bus
+
+    async def check(self, message: Message, targets: Sequence[str] = ()) -> review.Decision:
+        """Decide on a send and record it; a hold is committed to the queue before returning."""
+        decision = await self.evaluate(message, targets)
+        await self.record(message, targets, decision)
+        return decision or review.ALLOW
+
+    async def evaluate(
+        self, message: Message, targets: Sequence[str] = ()
+    ) -> review.Decision | None:
+        """The rules' decision, without recording it; None when no rule applies to the app."""
+        rows = await self.store.review_rules(message.app_id)
+        if not rows:
+            return None
+        rules = review.build_rules(rows)
+        audience = len(targets)
+        if message.kind.is_broadcast and any(r.kind == "audience" for r in rows):
+            audience = await self.store.audience(message.app_id, message.kind, message.topics)
+        n = message.notification
+        item = review.ReviewInput(
+            message.app_id,
+            n.title,
+            n.description,
+            n.payload,
+            n.extra,
+            message.kind,
+            audience,
+        )
+        return review.decide(item, rules)
+
+    async def record(
+        self, message: Message, targets: Sequence[str], decision: review.Decision | None
+    ) -> None:
+        if decision is None:
+            return
+        if decision.verdict is Verdict.HOLD:
+            await self.store.hold_message(message, targets, decision.code)
+        else:
+            await self.store.log_review_decision(
+                message.msg_id, message.app_id, decision.verdict.value, decision.code, "rules"
+            )
+
+    async def approve(self, msg_id: str, actor: str, reason: str = "") -> HeldMessage:
+        """Release a held message for delivery (unless it expired meanwhile)."""
+        done = await self.store.decide_held(msg_id, True, actor, reason)
+        if done is None:
+            raise ComplianceError(f"{msg_id} is not held for review")
+        item, result = done
+        if item.status == "approved":
+            if TargetKind(item.kind).is_broadcast:
+                await self.bus.publish(LogAppended(item.app_id))
+            elif result is not None and result.reg_ids:
+                await self.bus.publish(InboxChanged(result.reg_ids))
+        return item
+
+    async def reject(self, msg_id: str, actor: str, reason: str = "") -> HeldMessage:
+        done = await self.store.decide_held(msg_id, False, actor, reason)
+        if done is None:
+            raise ComplianceError(f"{msg_id} is not held for review")
+        return done[0]
