@@ -22,6 +22,7 @@ from starlette.routing import Route
 from tidings import __version__
 from tidings.api.admin import AdminApi
 from tidings.api.mipush import ERROR_HANDLERS, MiPushApi
+from tidings.api.sender_app import SenderApp
 from tidings.bus.local import LocalBus
 from tidings.clock import Clock
 from tidings.compliance.moderation import ReviewService
@@ -66,7 +67,7 @@ class Node:
         self._http_task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
-    def asgi_app(self) -> Starlette:
+    def asgi_app(self) -> SenderApp:
         api = MiPushApi(self.store, self.sender, self.settings, self.review)
 
         async def health(request: Request) -> JSONResponse:
@@ -78,14 +79,15 @@ class Node:
                 }
             )
 
-        return Starlette(
+        rest = Starlette(
             routes=[
                 Route("/health", health),
-                *api.routes(),
+                *api.routes(),  # reached only for methods the fast path does not take
                 *AdminApi(self.store, self.review, self.settings.admin_token).routes(),
             ],
             exception_handlers=dict(ERROR_HANDLERS),
         )
+        return SenderApp(api, rest)
 
     async def start(self) -> None:
         s = self.settings
@@ -101,6 +103,8 @@ class Node:
             access_log=False,
             log_config=None,
             server_header=False,
+            date_header=False,
+            proxy_headers=False,  # senders talk to us directly; no proxy header rewriting
             http="httptools",
             timeout_graceful_shutdown=5,
         )

@@ -362,6 +362,7 @@ class MiPushApi:
         self._apps: dict[str, tuple[App, float]] = {}
 
     def routes(self) -> list[Route]:
+        """The routes as Starlette routes (the node serves them through :mod:`sender_app`)."""
         return [
             Route(path, self._endpoint(handler), methods=ALL_METHODS)
             for path, handler in ROUTES.items()
@@ -369,46 +370,47 @@ class MiPushApi:
 
     def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            try:
-                body = await self._read_body(request)
-                params = Params.parse(
-                    request.scope.get("query_string", b""),
-                    body,
-                    request.headers.get("content-type", ""),
-                )
-                app = await self._authenticate(request)
-                result = await handler(Call(self, app, params, request.url.path))
-            except ApiError as err:
-                return JSONResponse(envelope(err.code, err.data, reason=err.reason))
-            except StoreUnavailable as err:
-                log.warning("store unavailable: %s", err)
-                return JSONResponse(
-                    envelope(codes.SYSTEM_BUSY, reason="storage unavailable, retry later"),
-                    status_code=503,
-                    headers={"Retry-After": "1"},
-                )
-            except StoreError as err:
-                log.error("store error: %s", err)
-                return JSONResponse(
-                    envelope(codes.SYSTEM_BUSY, reason="storage error, retry"),
-                    status_code=503,
-                    headers={"Retry-After": "1"},
-                )
-            return JSONResponse(result)
+            body = b"".join([chunk async for chunk in request.stream()])
+            status, answer, headers = await self.respond(
+                handler,
+                request.url.path,
+                request.scope.get("query_string", b""),
+                body,
+                request.headers.get("content-type", ""),
+                request.headers.get("authorization", ""),
+            )
+            return JSONResponse(answer, status_code=status, headers=headers)
 
         return endpoint
 
-    async def _read_body(self, request: Request) -> bytes:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
+    async def respond(
+        self,
+        handler: Handler,
+        path: str,
+        query: bytes,
+        body: bytes,
+        content_type: str,
+        authorization: str,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Answer one request: (HTTP status, JSON envelope, extra headers)."""
+        try:
+            if len(body) > MAX_BODY:
                 raise ApiError(codes.PARAM_ERROR, f"request body over {MAX_BODY} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+            params = Params.parse(query, body, content_type)
+            app = await self._authenticate(authorization)
+            return 200, await handler(Call(self, app, params, path)), {}
+        except ApiError as err:
+            return 200, envelope(err.code, err.data, reason=err.reason), {}
+        except StoreUnavailable as err:
+            log.warning("store unavailable: %s", err)
+            busy = envelope(codes.SYSTEM_BUSY, reason="storage unavailable, retry later")
+            return 503, busy, {"Retry-After": "1"}
+        except StoreError as err:
+            log.error("store error: %s", err)
+            busy = envelope(codes.SYSTEM_BUSY, reason="storage error, retry")
+            return 503, busy, {"Retry-After": "1"}
 
-    async def _authenticate(self, request: Request) -> App:
-        header = request.headers.get("authorization", "")
+    async def _authenticate(self, header: str) -> App:
         scheme, _, secret = header.partition("=")
         if scheme.strip().lower() != "key" or not secret.strip():
             raise ApiError(codes.AUTH_FAILED, "Invalid application secret.")

@@ -11,7 +11,9 @@ decisions are logged only when at least one rule applied to the app.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from tidings.bus.base import Bus
 from tidings.bus.events import InboxChanged, LogAppended
@@ -42,10 +44,31 @@ async def add_rule(
     return rule
 
 
+RULES_TTL_S = 1.0  # rules changed elsewhere (CLI, another node) apply within this time
+
+
 class ReviewService:
     def __init__(self, store: Store, bus: Bus) -> None:
         self.store = store
         self.bus = bus
+        # app_id -> (rule rows, built rules, fetched at): one store read per app and second
+        self._rules: dict[str, tuple[list[Any], list[Any], float]] = {}
+
+    async def _rules_of(self, app_id: str) -> tuple[list[Any], list[Any]]:
+        now = time.monotonic()
+        cached = self._rules.get(app_id)
+        if cached is not None and now - cached[2] < RULES_TTL_S:
+            return cached[0], cached[1]
+        rows = await self.store.review_rules(app_id)
+        built = review.build_rules(rows) if rows else []
+        if len(self._rules) > 10_000:
+            self._rules.clear()
+        self._rules[app_id] = (rows, built, now)
+        return rows, built
+
+    def forget_rules(self) -> None:
+        """Drop cached rules (after a rule was changed through this node)."""
+        self._rules.clear()
 
     async def check(self, message: Message, targets: Sequence[str] = ()) -> review.Decision:
         """Decide on a send and record it; a hold is committed to the queue before returning."""
@@ -57,10 +80,9 @@ class ReviewService:
         self, message: Message, targets: Sequence[str] = ()
     ) -> review.Decision | None:
         """The rules' decision, without recording it; None when no rule applies to the app."""
-        rows = await self.store.review_rules(message.app_id)
+        rows, rules = await self._rules_of(message.app_id)
         if not rows:
             return None
-        rules = review.build_rules(rows)
         audience = len(targets)
         if message.kind.is_broadcast and any(r.kind == "audience" for r in rows):
             audience = await self.store.audience(message.app_id, message.kind, message.topics)
