@@ -142,3 +142,32 @@ class UnicastResult:
     reg_ids: tuple[str, ...]
     bad_targets: tuple[str, ...]
     dropped: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageStats:
+    """The counters of one message (or of every message sharing a jobkey) behind the trace API."""
+
+    msg_id: str
+    kind: str
+    created_at: int
+    ttl_ms: int
+    raw_counter: int = 0
+    resolved: int = 0
+    invalid_target: int = 0
+    app_not_register: int = 0
+    device_condition_unmatch: int = 0
+    delivered: int = 0
+    click: int = 0
+    bar_closed: int = 0
+
+
+DAILY_COUNTERS = (
+    "single_recipients",
+    "broadcast_recipients",
+    "alias_recipients",
+    "useraccount_recipients",
+    "regid_recipients",
+    "received",
+    "click",
+)

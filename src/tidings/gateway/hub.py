@@ -152,6 +152,7 @@ class Hub:
             link.session.unregister_done(event.req, event.reg_id)
         elif isinstance(event, Clicked):
             self.stats["clicks"] += 1
+            await self.store.record_click(event.app_id, event.reg_id, event.msg_id)
 
     async def _on_hello(self, link: Link, event: Hello) -> None:
         uaid = event.uaid

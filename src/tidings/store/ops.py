@@ -8,6 +8,7 @@ Ownership and idempotency live here, in unique keys and conditional updates, not
 
 from __future__ import annotations
 
+import collections
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.core.topics import matches
+from tidings.store import ops_stats
 from tidings.store.schema import MIGRATIONS
 
 CHUNK = 500
@@ -361,6 +363,9 @@ def send_unicast(
     if not reg_ids or not store:
         return UnicastResult(tuple(reg_ids), tuple(bad))
     _insert_message(tx, message, None)
+    ops_stats.record_message(
+        tx, message, raw=len(set(targets)), resolved=len(reg_ids), invalid=len(set(bad))
+    )
     dropped = 0
     for reg_id in sorted(reg_ids):  # a fixed order avoids deadlocks between concurrent sends
         dropped += _push_inbox(tx, reg_id, [(message.msg_id, message.expires_at)], cap)
@@ -384,6 +389,7 @@ def append_log(tx: Tx, message: Message) -> int:
         raise LookupError(message.app_id)
     offset = int(row[0])
     _insert_message(tx, message, offset)
+    ops_stats.record_message(tx, message)
     return offset
 
 
@@ -428,6 +434,7 @@ def catch_up(tx: Tx, app_id: str, reg_ids: Sequence[str], now: int, cap: int) ->
     wanted_topics = sorted({t for e in entries for t in e[3]})
     subscribed = _subscriptions(tx, app_id, list(cursors), wanted_topics) if wanted_topics else {}
     touched: list[str] = []
+    copies: collections.Counter[str] = collections.Counter()
     for reg_id in sorted(cursors):
         cursor = cursors[reg_id]
         mine = subscribed.get(reg_id, set())
@@ -439,7 +446,10 @@ def catch_up(tx: Tx, app_id: str, reg_ids: Sequence[str], now: int, cap: int) ->
         tx.execute("UPDATE devices SET log_cursor = ? WHERE reg_id = ?", (head, reg_id))
         if items:
             _push_inbox(tx, reg_id, items, cap)
+            copies.update(msg_id for msg_id, _ in items)
             touched.append(reg_id)
+    if copies:
+        ops_stats.record_copies(tx, app_id, copies, now)
     return touched
 
 
@@ -473,16 +483,25 @@ def pending(tx: Tx, reg_id: str, after_seq: int, now: int, limit: int) -> list[D
     return [Delivery(reg_id, int(seq), msg_id, body, int(exp)) for seq, msg_id, body, exp in rows]
 
 
-def ack(tx: Tx, acks: Sequence[tuple[str, int, str]]) -> int:
+def ack(tx: Tx, acks: Sequence[tuple[str, int, str]], now: int = 0) -> int:
     """Delete acknowledged inbox entries: (reg_id, seq, msg_id or '' for the resync marker).
 
     Matching the message id too means a late ack can never delete a marker or message that
-    took over the same sequence number.
+    took over the same sequence number. Each deleted message row counts once as delivered (a
+    repeated ack deletes nothing and counts nothing), in the same transaction.
     """
-    tx.many(
-        "DELETE FROM inbox WHERE reg_id = ? AND seq = ? AND coalesce(msg_id, '') = ?",
-        list(acks),
-    )
+    delivered: collections.Counter[str] = collections.Counter()
+    for part in _chunks(list(dict.fromkeys(acks)), 250):
+        # an OR of primary-key matches: both engines use the key for each term (row-value IN
+        # lists make SQLite scan the table)
+        match = " OR ".join(["(reg_id = ? AND seq = ? AND coalesce(msg_id, '') = ?)"] * len(part))
+        rows = tx.all(
+            f"DELETE FROM inbox WHERE {match} RETURNING msg_id",
+            [v for item in part for v in item],
+        )
+        delivered.update(r[0] for r in rows if r[0] is not None)
+    if delivered:
+        ops_stats.record_delivered(tx, delivered, now)
     return len(acks)
 
 

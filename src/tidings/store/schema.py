@@ -78,6 +78,49 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX inbox_expiry ON inbox (expires_at)",
         ],
     ),
+    (
+        2,
+        [
+            # per-message counters behind the trace API; kept after the message expires
+            """CREATE TABLE message_stats (
+                msg_id TEXT PRIMARY KEY,
+                app_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                jobkey TEXT,
+                created_at BIGINT NOT NULL,
+                ttl_ms BIGINT NOT NULL,
+                raw_counter BIGINT NOT NULL DEFAULT 0,
+                resolved BIGINT NOT NULL DEFAULT 0,
+                invalid_target BIGINT NOT NULL DEFAULT 0,
+                app_not_register BIGINT NOT NULL DEFAULT 0,
+                device_condition_unmatch BIGINT NOT NULL DEFAULT 0,
+                delivered BIGINT NOT NULL DEFAULT 0,
+                click BIGINT NOT NULL DEFAULT 0,
+                bar_closed BIGINT NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX message_stats_time ON message_stats (app_id, created_at)",
+            "CREATE INDEX message_stats_jobkey ON message_stats (app_id, jobkey)",
+            # one click counted per (message, device)
+            """CREATE TABLE message_clicks (
+                msg_id TEXT NOT NULL,
+                reg_id TEXT NOT NULL,
+                PRIMARY KEY (msg_id, reg_id)
+            )""",
+            # per app and UTC day (yyyyMMdd)
+            """CREATE TABLE daily_stats (
+                app_id TEXT NOT NULL,
+                day TEXT NOT NULL,
+                single_recipients BIGINT NOT NULL DEFAULT 0,
+                broadcast_recipients BIGINT NOT NULL DEFAULT 0,
+                alias_recipients BIGINT NOT NULL DEFAULT 0,
+                useraccount_recipients BIGINT NOT NULL DEFAULT 0,
+                regid_recipients BIGINT NOT NULL DEFAULT 0,
+                received BIGINT NOT NULL DEFAULT 0,
+                click BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (app_id, day)
+            )""",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -18,13 +18,14 @@ from tidings.core.models import (
     Device,
     DeviceInfo,
     Message,
+    MessageStats,
     NewApp,
     TargetKind,
     TopicOp,
     UnicastResult,
 )
 from tidings.settings import Settings
-from tidings.store import ops
+from tidings.store import ops, ops_stats
 from tidings.store.engine import Engine
 
 
@@ -135,7 +136,7 @@ class Store:
         return await self.engine.read(ops.pending, reg_id, after_seq, self.clock.now_ms(), limit)
 
     async def ack(self, acks: Sequence[tuple[str, int, str]]) -> int:
-        return await self.engine.write(ops.ack, list(acks))
+        return await self.engine.write(ops.ack, list(acks), self.clock.now_ms())
 
     async def topic_members(
         self,
@@ -148,6 +149,27 @@ class Store:
         return await self.engine.read(
             ops.topic_members, app_id, list(reg_ids), kind, list(topics), op
         )
+
+    # statistics and trace
+    async def record_click(self, app_id: str, reg_id: str, msg_id: str) -> bool:
+        """Count a device's click on a message once; False for unknown or repeated clicks."""
+        return await self.engine.write(
+            ops_stats.record_click, app_id, reg_id, msg_id, self.clock.now_ms()
+        )
+
+    async def message_stats(self, app_id: str, msg_id: str) -> MessageStats | None:
+        return await self.engine.read(ops_stats.message_stats, app_id, msg_id)
+
+    async def jobkey_stats(self, app_id: str, jobkey: str) -> MessageStats | None:
+        return await self.engine.read(ops_stats.jobkey_stats, app_id, jobkey)
+
+    async def stats_between(
+        self, app_id: str, begin: int, end: int, limit: int = 100
+    ) -> list[MessageStats]:
+        return await self.engine.read(ops_stats.stats_between, app_id, begin, end, limit)
+
+    async def daily_stats(self, app_id: str, first: str, last: str) -> dict[str, dict[str, int]]:
+        return await self.engine.read(ops_stats.daily_stats, app_id, first, last)
 
     async def sweep_expired(self) -> tuple[int, int]:
         return await self.engine.write(ops.sweep_expired, self.clock.now_ms())

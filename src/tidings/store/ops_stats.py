@@ -1,0 +1,171 @@
+"""Store operations for message statistics: per-message counters and per-day app counters.
+
+Counters are exact: each is updated in the same transaction as the event it counts (a send's
+resolved and invalid targets, a broadcast copied into an inbox, an ack that deleted an inbox row,
+a device's first click on a message). Days are UTC days written ``yyyyMMdd``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from tidings.core.models import DAILY_COUNTERS, Message, MessageStats, TargetKind
+
+if TYPE_CHECKING:
+    from tidings.store.ops import Tx
+
+_STATS_COLS = (
+    "msg_id, kind, created_at, ttl_ms, raw_counter, resolved, invalid_target, app_not_register,"
+    " device_condition_unmatch, delivered, click, bar_closed"
+)
+_SUMS = (
+    "sum(raw_counter), sum(resolved), sum(invalid_target), sum(app_not_register),"
+    " sum(device_condition_unmatch), sum(delivered), sum(click), sum(bar_closed)"
+)
+_RECIPIENTS = {
+    TargetKind.REGID: "regid_recipients",
+    TargetKind.ALIAS: "alias_recipients",
+    TargetKind.ACCOUNT: "useraccount_recipients",
+}
+
+
+def day_of(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y%m%d")
+
+
+def bump_daily(tx: Tx, app_id: str, day: str, counts: Mapping[str, int]) -> None:
+    counts = {k: v for k, v in counts.items() if v}
+    if not counts:
+        return
+    for name in counts:
+        if name not in DAILY_COUNTERS:
+            raise ValueError(name)
+    names = ", ".join(counts)
+    marks = ", ".join("?" * len(counts))
+    updates = ", ".join(f"{n} = daily_stats.{n} + excluded.{n}" for n in counts)
+    tx.execute(
+        f"INSERT INTO daily_stats (app_id, day, {names}) VALUES (?, ?, {marks})"
+        f" ON CONFLICT (app_id, day) DO UPDATE SET {updates}",
+        (app_id, day, *counts.values()),
+    )
+
+
+def record_message(tx: Tx, m: Message, raw: int = 0, resolved: int = 0, invalid: int = 0) -> None:
+    """The stats row of a message just stored (a broadcast starts with nothing resolved)."""
+    tx.execute(
+        "INSERT INTO message_stats (msg_id, app_id, kind, jobkey, created_at, ttl_ms,"
+        " raw_counter, resolved, invalid_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            m.msg_id,
+            m.app_id,
+            m.kind.value,
+            m.jobkey,
+            m.created_at,
+            m.expires_at - m.created_at,
+            raw,
+            resolved,
+            invalid,
+        ),
+    )
+    if resolved and m.kind in _RECIPIENTS:
+        bump_daily(
+            tx,
+            m.app_id,
+            day_of(m.created_at),
+            {"single_recipients": resolved, _RECIPIENTS[m.kind]: resolved},
+        )
+
+
+def record_copies(tx: Tx, app_id: str, copies: Mapping[str, int], now: int) -> None:
+    """Broadcast messages copied into device inboxes by catch-up: msg_id -> number of devices."""
+    tx.many(
+        "UPDATE message_stats SET raw_counter = raw_counter + ?, resolved = resolved + ?"
+        " WHERE msg_id = ?",
+        [(n, n, msg_id) for msg_id, n in copies.items()],
+    )
+    bump_daily(tx, app_id, day_of(now), {"broadcast_recipients": sum(copies.values())})
+
+
+def record_delivered(tx: Tx, delivered: Mapping[str, int], now: int) -> None:
+    """Acked messages (msg_id -> devices that acked it in this batch)."""
+    per_app: dict[str, int] = {}
+    for msg_id, n in delivered.items():
+        row = tx.one(
+            "UPDATE message_stats SET delivered = delivered + ? WHERE msg_id = ? RETURNING app_id",
+            (n, msg_id),
+        )
+        if row is not None:
+            per_app[row[0]] = per_app.get(row[0], 0) + n
+    day = day_of(now)
+    for app_id, n in sorted(per_app.items()):
+        bump_daily(tx, app_id, day, {"received": n})
+
+
+def record_click(tx: Tx, app_id: str, reg_id: str, msg_id: str, now: int) -> bool:
+    """Count a device's first click on a message of its app; repeated clicks count once."""
+    if tx.one("SELECT 1 FROM message_stats WHERE msg_id = ? AND app_id = ?", (msg_id, app_id)):
+        tx.execute(
+            "INSERT INTO message_clicks (msg_id, reg_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (msg_id, reg_id),
+        )
+        if tx.rowcount() > 0:
+            tx.execute("UPDATE message_stats SET click = click + 1 WHERE msg_id = ?", (msg_id,))
+            bump_daily(tx, app_id, day_of(now), {"click": 1})
+            return True
+    return False
+
+
+def _stats(row: Sequence[object]) -> MessageStats:
+    return MessageStats(
+        str(row[0]),
+        str(row[1]),
+        *(int(v) for v in row[2:]),  # type: ignore[call-overload]
+    )
+
+
+def message_stats(tx: Tx, app_id: str, msg_id: str) -> MessageStats | None:
+    row = tx.one(
+        f"SELECT {_STATS_COLS} FROM message_stats WHERE app_id = ? AND msg_id = ?",
+        (app_id, msg_id),
+    )
+    return _stats(row) if row else None
+
+
+def jobkey_stats(tx: Tx, app_id: str, jobkey: str) -> MessageStats | None:
+    """Every message of the app sent with this ``extra.jobkey``, counted together."""
+    row = tx.one(
+        f"SELECT count(*), min(created_at), max(ttl_ms), {_SUMS} FROM message_stats"
+        " WHERE app_id = ? AND jobkey = ?",
+        (app_id, jobkey),
+    )
+    if row is None or not row[0]:
+        return None
+    kinds = tx.all(
+        "SELECT DISTINCT kind FROM message_stats WHERE app_id = ? AND jobkey = ?", (app_id, jobkey)
+    )
+    kind = str(kinds[0][0]) if len(kinds) == 1 else "mixed"
+    return _stats((jobkey, kind, *row[1:]))
+
+
+def stats_between(tx: Tx, app_id: str, begin: int, end: int, limit: int) -> list[MessageStats]:
+    """The newest ``limit`` messages created in [begin, end], newest first."""
+    rows = tx.all(
+        f"SELECT {_STATS_COLS} FROM message_stats WHERE app_id = ? AND created_at >= ?"
+        " AND created_at <= ? ORDER BY created_at DESC, msg_id DESC LIMIT ?",
+        (app_id, begin, end, limit),
+    )
+    return [_stats(r) for r in rows]
+
+
+def daily_stats(tx: Tx, app_id: str, first: str, last: str) -> dict[str, dict[str, int]]:
+    """Counters per day (``yyyyMMdd``) from ``first`` to ``last``; no events, no row."""
+    rows = tx.all(
+        f"SELECT day, {', '.join(DAILY_COUNTERS)} FROM daily_stats"
+        " WHERE app_id = ? AND day >= ? AND day <= ? ORDER BY day",
+        (app_id, first, last),
+    )
+    return {
+        str(r[0]): dict(zip(DAILY_COUNTERS, (int(v) for v in r[1:]), strict=True)) for r in rows
+    }
