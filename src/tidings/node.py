@@ -64,7 +64,7 @@ class Node:
         self._sweeper: asyncio.Task[None] | None = None
 
     def asgi_app(self) -> Starlette:
-        api = MiPushApi(self.store, self.sender, self.settings)
+        api = MiPushApi(self.store, self.sender, self.settings, online=self._online)
 
         async def health(request: Request) -> JSONResponse:
             return JSONResponse(
@@ -79,6 +79,11 @@ class Node:
             routes=[Route("/health", health), *api.routes()],
             exception_handlers=dict(ERROR_HANDLERS),
         )
+
+    def _online(self, reg_id: str) -> bool:
+        """Presence: the device is connected to this node's gateway now."""
+        slot = self.hub.slots.get(reg_id)
+        return slot is not None and not slot.link.closed
 
     async def start(self) -> None:
         s = self.settings

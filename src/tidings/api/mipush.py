@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tidings.api import codes, trace
+from tidings.api import codes, devices, trace
 from tidings.api.call import Call, Handler, check_target, envelope
 from tidings.api.message_form import (
     check_package,
@@ -213,14 +213,22 @@ ROUTES: dict[str, Handler] = {
     "/v2/topic/subscribe/alias": _subscription(by_alias=True, on=True),
     "/v2/topic/unsubscribe/alias": _subscription(by_alias=True, on=False),
     **trace.ROUTES,
+    **devices.ROUTES,
 }
 
 
 class MiPushApi:
-    def __init__(self, store: Store, sender: SendService, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sender: SendService,
+        settings: Settings,
+        online: Callable[[str], bool] | None = None,
+    ) -> None:
         self.store = store
         self.sender = sender
         self.settings = settings
+        self.online = online or (lambda reg_id: False)  # is the device connected right now
 
     def routes(self) -> list[Route]:
         return [

@@ -25,7 +25,7 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.core.topics import matches
-from tidings.store import ops_stats
+from tidings.store import ops_feedback, ops_stats
 from tidings.store.schema import MIGRATIONS
 
 CHUNK = 500
@@ -157,7 +157,13 @@ def uaid_known(tx: Tx, uaid: str) -> bool:
     return tx.one("SELECT 1 FROM devices WHERE uaid = ? LIMIT 1", (uaid,)) is not None
 
 
-def unregister_device(tx: Tx, reg_id: str) -> bool:
+def unregister_device(tx: Tx, reg_id: str, now: int = 0) -> bool:
+    """Forget a device; its regId and aliases are reported by the feedback API from now on."""
+    row = tx.one("SELECT app_id FROM devices WHERE reg_id = ?", (reg_id,))
+    if row is not None:
+        aliases = [r[0] for r in tx.all("SELECT alias FROM aliases WHERE reg_id = ?", (reg_id,))]
+        ops_feedback.record_invalid(tx, row[0], ops_feedback.REGID, [reg_id], now)
+        ops_feedback.record_invalid(tx, row[0], ops_feedback.ALIAS, aliases, now)
     for table in ("aliases", "topic_subs", "inbox"):
         tx.execute(f"DELETE FROM {table} WHERE reg_id = ?", (reg_id,))
     tx.execute("DELETE FROM devices WHERE reg_id = ?", (reg_id,))
@@ -196,6 +202,7 @@ def set_alias(tx: Tx, app_id: str, reg_id: str, alias: str) -> None:
         " ON CONFLICT (app_id, alias) DO UPDATE SET reg_id = excluded.reg_id",
         (app_id, alias, reg_id),
     )
+    ops_feedback.forget_invalid(tx, app_id, ops_feedback.ALIAS, alias)
 
 
 def unset_alias(tx: Tx, app_id: str, reg_id: str, alias: str) -> bool:
@@ -352,6 +359,9 @@ def _enforce_cap(tx: Tx, reg_id: str, cap: int) -> int:
     return excess
 
 
+_FEEDBACK_KINDS = {TargetKind.REGID: ops_feedback.REGID, TargetKind.ALIAS: ops_feedback.ALIAS}
+
+
 def send_unicast(
     tx: Tx, message: Message, targets: Sequence[str], cap: int, store: bool = True
 ) -> UnicastResult:
@@ -360,6 +370,9 @@ def send_unicast(
     With ``store`` False (TTL 0, only_send_once) nothing is written: targets are only resolved.
     """
     reg_ids, bad = resolve_targets(tx, message.app_id, message.kind, targets)
+    feedback_kind = _FEEDBACK_KINDS.get(message.kind)
+    if bad and feedback_kind:
+        ops_feedback.record_invalid(tx, message.app_id, feedback_kind, bad, message.created_at)
     if not reg_ids or not store:
         return UnicastResult(tuple(reg_ids), tuple(bad))
     _insert_message(tx, message, None)

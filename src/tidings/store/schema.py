@@ -119,6 +119,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 click BIGINT NOT NULL DEFAULT 0,
                 PRIMARY KEY (app_id, day)
             )""",
+            # feedback: regIds and aliases that stopped working, until the app fetches them
+            """CREATE TABLE invalid_targets (
+                app_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (app_id, kind, target)
+            )""",
+            "CREATE INDEX invalid_targets_age ON invalid_targets (app_id, kind, created_at)",
         ],
     ),
 ]

@@ -25,7 +25,7 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.settings import Settings
-from tidings.store import ops, ops_stats
+from tidings.store import ops, ops_feedback, ops_stats
 from tidings.store.engine import Engine
 
 
@@ -85,7 +85,7 @@ class Store:
         return await self.engine.read(ops.uaid_known, uaid)
 
     async def unregister_device(self, reg_id: str) -> bool:
-        return await self.engine.write(ops.unregister_device, reg_id)
+        return await self.engine.write(ops.unregister_device, reg_id, self.clock.now_ms())
 
     async def get_device(self, reg_id: str) -> Device | None:
         return await self.engine.read(ops.get_device, reg_id)
@@ -170,6 +170,17 @@ class Store:
 
     async def daily_stats(self, app_id: str, first: str, last: str) -> dict[str, dict[str, int]]:
         return await self.engine.read(ops_stats.daily_stats, app_id, first, last)
+
+    # feedback
+    async def take_invalid_regids(self, app_id: str, limit: int = 1000) -> list[str]:
+        """RegIds that stopped working, oldest first; each is returned once, then forgotten."""
+        return await self.engine.write(ops_feedback.take_invalid, app_id, ops_feedback.REGID, limit)
+
+    async def take_invalid_aliases(self, app_id: str, limit: int = 1000) -> list[str]:
+        return await self.engine.write(ops_feedback.take_invalid, app_id, ops_feedback.ALIAS, limit)
+
+    async def known_regids(self, app_id: str, reg_ids: Sequence[str]) -> set[str]:
+        return await self.engine.read(ops.known_regids, app_id, list(reg_ids))
 
     async def sweep_expired(self) -> tuple[int, int]:
         return await self.engine.write(ops.sweep_expired, self.clock.now_ms())
