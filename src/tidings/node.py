@@ -23,6 +23,7 @@ from tidings import __version__
 from tidings.api.mipush import ERROR_HANDLERS, MiPushApi
 from tidings.bus.local import LocalBus
 from tidings.clock import Clock
+from tidings.core.scheduler import Scheduler
 from tidings.core.sending import SendService
 from tidings.errors import TidingsError
 from tidings.gateway.hub import Hub
@@ -57,11 +58,13 @@ class Node:
         self.hub = Hub(self.store, settings)
         self.gateway = Gateway(self.hub, settings)
         self.sender = SendService(self.store, self.bus)
+        self.scheduler = Scheduler(self.store, self.bus, self.sender, settings.schedule_poll_s)
         self.api_port = 0
         self.gateway_port = 0
         self._http: _Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._scheduling: asyncio.Task[None] | None = None
 
     def asgi_app(self) -> Starlette:
         api = MiPushApi(self.store, self.sender, self.settings, online=self._online)
@@ -110,10 +113,13 @@ class Node:
                 raise TidingsError("HTTP server stopped during start")
             await asyncio.sleep(0.01)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired())
+        self._scheduling = asyncio.get_running_loop().create_task(self.scheduler.run())
 
     async def stop(self) -> None:
         if self._sweeper:
             self._sweeper.cancel()
+        if self._scheduling:
+            self._scheduling.cancel()
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await self._http_task

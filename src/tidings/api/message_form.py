@@ -62,6 +62,8 @@ RESERVED_EXTRAS = frozenset(
         "show-content",
     )
 )
+MAX_SCHEDULE_AHEAD_MS = 7 * 86_400_000  # time_to_send: at most 7 days ahead
+IMMEDIATE_MS = 1000  # a time_to_send less than this far ahead is sent at once
 RESERVED_PREFIXES = ("notification_style_button_", "notification_small_icon_", "apsAlert-")
 
 
@@ -72,6 +74,7 @@ class Draft:
     notification: Notification
     ttl_ms: int
     store: bool  # False for TTL 0 and extra.only_send_once=1: online now or never
+    send_at: int | None = None  # time_to_send in the future: a scheduled job
 
     def message(
         self,
@@ -87,8 +90,8 @@ class Draft:
             app_id=app.app_id,
             kind=kind,
             notification=self.notification,
-            created_at=now,
-            expires_at=now + self.ttl_ms,
+            created_at=self.send_at or now,  # a scheduled message is dated when it fires
+            expires_at=(self.send_at or now) + self.ttl_ms,
             topics=topics,
             topic_op=topic_op,
         )
@@ -152,8 +155,10 @@ def read_message(fields: dict[str, Any], *, ttl_default: int, ttl_max: int, now:
     notify_id = _int(fields.get("notify_id"), "notify_id", 0, 2**31 - 1)
     ttl = _int(fields.get("time_to_live"), "time_to_live", 0, ttl_max, ttl_default)
     send_at = _int(fields.get("time_to_send"), "time_to_send", 0, 2**63 - 1)
-    if send_at is not None and send_at > now + 1000:
-        raise ApiError(codes.ILLEGAL_PARAM, "time_to_send (scheduled sends) is not supported yet")
+    if send_at is not None and send_at > now + MAX_SCHEDULE_AHEAD_MS:
+        raise ApiError(codes.ILLEGAL_PARAM, "time_to_send is more than 7 days ahead")
+    if send_at is not None and send_at <= now + IMMEDIATE_MS:
+        send_at = None  # now or in the past: send at once
     title = str(fields.get("title") or "")
     description = str(fields.get("description") or "")
     payload = str(fields.get("payload") or "")
@@ -187,7 +192,7 @@ def read_message(fields: dict[str, Any], *, ttl_default: int, ttl_max: int, now:
         extra=extra,
     )
     store = ttl > 0 and extra.get("only_send_once") != "1"
-    return Draft(note, ttl, store)
+    return Draft(note, ttl, store, send_at)
 
 
 def fields_from_params(params: Params) -> dict[str, Any]:

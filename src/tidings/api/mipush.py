@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tidings.api import codes, devices, trace
+from tidings.api import codes, devices, jobs, trace
 from tidings.api.call import Call, Handler, check_target, envelope
 from tidings.api.message_form import (
     check_package,
@@ -25,7 +25,7 @@ from tidings.api.message_form import (
 )
 from tidings.api.params import MAX_BODY, Params
 from tidings.core import limits
-from tidings.core.models import App, TargetKind, TopicOp
+from tidings.core.models import App, ScheduledJob, TargetKind, TopicOp
 from tidings.core.sending import SendService
 from tidings.errors import ApiError, StoreError, StoreUnavailable
 from tidings.settings import Settings
@@ -53,6 +53,10 @@ async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, 
     targets = call.targets(kind, *names)
     draft = call.draft()
     message = draft.message(call.app, kind, call.api.sender.now())
+    info = f"Received push messages for {len(targets)} {_INFO_NAMES[kind]}"
+    if draft.send_at is not None:  # targets are resolved when the job fires
+        await call.api.sender.schedule([ScheduledJob(message, tuple(targets), draft.store)])
+        return envelope(0, {"id": message.msg_id}, info=info)
     result = await call.api.sender.unicast(message, targets, durable=draft.store)
     data: dict[str, Any] = {}
     if result.bad_targets:
@@ -60,7 +64,7 @@ async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, 
     if not result.reg_ids:
         raise ApiError(codes.SEND_FAILED, "no valid target", data)
     data["id"] = message.msg_id
-    return envelope(0, data, info=f"Received push messages for {len(targets)} {_INFO_NAMES[kind]}")
+    return envelope(0, data, info=info)
 
 
 async def send_regid(call: Call) -> dict[str, Any]:
@@ -80,7 +84,10 @@ async def _broadcast(
 ) -> dict[str, Any]:
     draft = call.draft()
     message = draft.message(call.app, kind, call.api.sender.now(), topics, op)
-    await call.api.sender.broadcast(message, durable=draft.store)
+    if draft.send_at is not None:
+        await call.api.sender.schedule([ScheduledJob(message, (), draft.store)])
+    else:
+        await call.api.sender.broadcast(message, durable=draft.store)
     audience = f"{len(topics)} TOPIC" if topics else "ALL"
     return envelope(0, {"id": message.msg_id}, info=f"Received push messages for {audience}")
 
@@ -137,6 +144,8 @@ def _multi(kind: TargetKind) -> Handler:
                 raise ApiError(codes.ILLEGAL_PARAM, "each entry needs a string target")
             check_target(kind, entry["target"])
             fields = fields_from_json(entry.get("message"))
+            if fields.get("time_to_send") in (None, "") and call.params.get("time_to_send"):
+                fields["time_to_send"] = call.params.get("time_to_send")
             pkgs = fields.get("restricted_package_name") or call.packages()
             check_package(
                 call.app,
@@ -147,19 +156,19 @@ def _multi(kind: TargetKind) -> Handler:
                 fields, ttl_default=s.ttl_default_ms, ttl_max=s.ttl_max_ms, now=now
             )
             planned.append((entry["target"], draft))
-        messages = [
-            (draft.message(call.app, kind, now), target, draft.store) for target, draft in planned
-        ]
+        built = [(draft.message(call.app, kind, now), target, draft) for target, draft in planned]
+        jobs = [ScheduledJob(m, (t,), d.store) for m, t, d in built if d.send_at is not None]
+        messages = [(m, t, d.store) for m, t, d in built if d.send_at is None]
         durable = [(m, [t]) for m, t, keep in messages if keep]
-        results = dict(
-            zip(
-                [m.msg_id for m, _ in durable], await api.sender.unicast_batch(durable), strict=True
-            )
-        )
+        batch = await api.sender.unicast_batch_and_schedule(durable, jobs)
+        results = dict(zip([m.msg_id for m, _ in durable], batch, strict=True))
         for m, t, keep in messages:
             if not keep:
                 results[m.msg_id] = await api.sender.unicast(m, [t], durable=False)
-        sent_ids = [m.msg_id for m, _, _ in messages if results[m.msg_id].reg_ids]
+        # scheduled entries resolve their target when they fire: they count as accepted
+        sent_ids = [
+            m.msg_id for m, _, d in built if d.send_at is not None or results[m.msg_id].reg_ids
+        ]
         bad = [t for m, t, _ in messages if not results[m.msg_id].reg_ids]
         data: dict[str, Any] = {_BAD_FIELD[kind]: ",".join(bad)} if bad else {}
         if not sent_ids:
@@ -214,6 +223,7 @@ ROUTES: dict[str, Handler] = {
     "/v2/topic/unsubscribe/alias": _subscription(by_alias=True, on=False),
     **trace.ROUTES,
     **devices.ROUTES,
+    **jobs.ROUTES,
 }
 
 

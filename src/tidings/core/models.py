@@ -171,3 +171,28 @@ DAILY_COUNTERS = (
     "received",
     "click",
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduledJob:
+    """A send with ``time_to_send``: the message (dated at its fire time) and its targets.
+
+    ``durable`` False is a TTL-0 / only_send_once message: when it fires it goes to whoever is
+    connected then, and nothing is stored.
+    """
+
+    message: Message
+    targets: tuple[str, ...] = ()
+    durable: bool = True
+
+    @property
+    def fire_at(self) -> int:
+        return self.message.created_at
+
+
+@dataclasses.dataclass(frozen=True)
+class FiredJob:
+    """A job the scheduler just claimed (and, when durable, committed as a normal send)."""
+
+    job: ScheduledJob
+    result: UnicastResult | None = None  # unicast sends only

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from tidings.bus.base import Bus
 from tidings.bus.events import Ephemeral, InboxChanged, LogAppended
-from tidings.core.models import App, Message, TargetKind, TopicOp, UnicastResult
+from tidings.core.models import App, Message, ScheduledJob, TargetKind, TopicOp, UnicastResult
 from tidings.store.store import Store
 
 
@@ -66,6 +66,22 @@ class SendService:
                     topic_op=message.topic_op,
                 )
             )
+
+    async def schedule(self, jobs: Sequence[ScheduledJob]) -> None:
+        """Commit sends that fire later (``time_to_send``); the scheduler sends them."""
+        await self.store.schedule(jobs)
+
+    async def unicast_batch_and_schedule(
+        self, items: Sequence[tuple[Message, Sequence[str]]], jobs: Sequence[ScheduledJob]
+    ) -> list[UnicastResult]:
+        """A multi-message request with scheduled entries: one transaction for all of it."""
+        if not jobs:
+            return await self.unicast_batch(items)
+        results = await self.store.send_and_schedule(items, jobs)
+        reg_ids = tuple(dict.fromkeys(r for res in results for r in res.reg_ids))
+        if reg_ids:
+            await self.bus.publish(InboxChanged(reg_ids))
+        return results
 
     async def subscribe(self, app: App, reg_ids: Sequence[str], topic: str, on: bool) -> None:
         if on:

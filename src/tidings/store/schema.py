@@ -128,6 +128,25 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 PRIMARY KEY (app_id, kind, target)
             )""",
             "CREATE INDEX invalid_targets_age ON invalid_targets (app_id, kind, created_at)",
+            # sends with time_to_send: one row until it fires (the row is deleted as it fires)
+            """CREATE TABLE scheduled_jobs (
+                job_id TEXT PRIMARY KEY,
+                app_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                body TEXT NOT NULL,
+                topics TEXT NOT NULL DEFAULT '',
+                topic_op TEXT NOT NULL DEFAULT 'UNION',
+                targets TEXT NOT NULL DEFAULT '',
+                jobkey TEXT,
+                ttl_ms BIGINT NOT NULL,
+                durable INTEGER NOT NULL,
+                fire_at BIGINT NOT NULL,
+                created_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX scheduled_jobs_due ON scheduled_jobs (fire_at)",
+            "CREATE INDEX scheduled_jobs_jobkey ON scheduled_jobs (app_id, jobkey)",
+            # deleting or stopping one message removes its undelivered inbox rows
+            "CREATE INDEX inbox_msg ON inbox (msg_id)",
         ],
     ),
 ]

@@ -17,15 +17,17 @@ from tidings.core.models import (
     Delivery,
     Device,
     DeviceInfo,
+    FiredJob,
     Message,
     MessageStats,
     NewApp,
+    ScheduledJob,
     TargetKind,
     TopicOp,
     UnicastResult,
 )
 from tidings.settings import Settings
-from tidings.store import ops, ops_feedback, ops_stats
+from tidings.store import ops, ops_feedback, ops_jobs, ops_stats
 from tidings.store.engine import Engine
 
 
@@ -170,6 +172,47 @@ class Store:
 
     async def daily_stats(self, app_id: str, first: str, last: str) -> dict[str, dict[str, int]]:
         return await self.engine.read(ops_stats.daily_stats, app_id, first, last)
+
+    # scheduled jobs, withdrawing messages
+    async def schedule(self, jobs: Sequence[ScheduledJob]) -> None:
+        """Commit sends to fire at ``job.fire_at``; returns after the commit."""
+        await self.engine.write(ops_jobs.schedule, list(jobs), self.clock.now_ms())
+
+    async def send_and_schedule(
+        self, items: Sequence[tuple[Message, Sequence[str]]], jobs: Sequence[ScheduledJob]
+    ) -> list[UnicastResult]:
+        return await self.engine.write(
+            ops_jobs.send_and_schedule,
+            [(m, list(t)) for m, t in items],
+            list(jobs),
+            self.backlog_cap,
+            self.clock.now_ms(),
+        )
+
+    async def due_jobs(self, limit: int = 100) -> list[str]:
+        return await self.engine.read(ops_jobs.due, self.clock.now_ms(), limit)
+
+    async def fire_job(self, job_id: str) -> FiredJob | None:
+        """Claim a due job and commit its send, once however many nodes try."""
+        return await self.engine.write(ops_jobs.fire, job_id, self.clock.now_ms(), self.backlog_cap)
+
+    async def job_exists(self, app_id: str, job_id: str) -> bool:
+        return await self.engine.read(ops_jobs.job_exists, app_id, job_id)
+
+    async def delete_job(self, app_id: str, job_id: str) -> bool:
+        return await self.engine.write(ops_jobs.delete_job, app_id, job_id)
+
+    async def delete_jobs_by_jobkey(self, app_id: str, jobkey: str) -> int:
+        return await self.engine.write(ops_jobs.delete_jobs_by_jobkey, app_id, jobkey)
+
+    async def delete_broadcast(self, app_id: str, msg_id: str) -> bool:
+        return await self.engine.write(ops_jobs.delete_broadcast, app_id, msg_id)
+
+    async def stop_messages(self, app_id: str, msg_ids: Sequence[str]) -> list[str]:
+        return await self.engine.write(ops_jobs.stop_messages, app_id, list(msg_ids))
+
+    async def messages_with_jobkey(self, app_id: str, jobkey: str) -> list[str]:
+        return await self.engine.read(ops_jobs.messages_with_jobkey, app_id, jobkey)
 
     # feedback
     async def take_invalid_regids(self, app_id: str, limit: int = 1000) -> list[str]:
