@@ -228,3 +228,14 @@ def test_delivery_frames() -> None:
     }
     marker = json.loads(delivery_frame(Delivery("R1", 5, None, None, 0)))
     assert marker == {"messageType": "resync", "reg_id": "R1", "seq": 5, "id": ""}
+
+
+def test_revoke_frames_only_for_apps_registered_here() -> None:
+    s = registered("R1")
+    s.revoke("R1", 7)
+    s.revoke("R2", 8)  # not registered on this connection: nothing
+    assert frames(s) == [{"messageType": "revoke", "reg_id": "R1", "notify_id": 7}]
+    s.close(1000, "bye")
+    s.frames_to_send()
+    s.revoke("R1", 9)  # closed: nothing
+    assert frames(s) == []

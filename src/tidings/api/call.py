@@ -14,13 +14,14 @@ from tidings.api import codes
 from tidings.api.message_form import Draft, check_package, fields_from_params, read_message
 from tidings.api.params import Params
 from tidings.core import limits
-from tidings.core.models import App, TargetKind
+from tidings.core.models import App, TargetKind, TopicOp
 from tidings.errors import ApiError
 
 if TYPE_CHECKING:
     from tidings.api.mipush import MiPushApi
 
 MAX_REGID = 256
+TOPIC_SEP = ";$;"
 
 Handler = Callable[["Call"], Awaitable[dict[str, Any]]]
 
@@ -76,6 +77,26 @@ class Call:
         for value in values:
             check_target(kind, value)
         return values
+
+    def topic_expression(self) -> tuple[tuple[str, ...], TopicOp]:
+        """``topics`` (up to 5, joined by ``;$;``) and ``topic_op``."""
+        raw = self.params.get("topics")
+        if raw is None or not raw.strip():
+            raise ApiError(codes.TOPIC_EMPTY, "topics is required")
+        topics = tuple(raw.split(TOPIC_SEP))
+        if len(topics) > limits.MAX_TOPICS:
+            raise ApiError(codes.TOO_MANY_TOPICS, f"at most {limits.MAX_TOPICS} topics")
+        for topic in topics:
+            problem = limits.check_topic(topic)
+            if problem:
+                raise ApiError(*problem)
+        try:
+            op = TopicOp((self.params.get("topic_op") or "UNION").upper())
+        except ValueError:
+            raise ApiError(
+                codes.ILLEGAL_PARAM, "topic_op must be UNION, INTERSECTION or EXCEPT"
+            ) from None
+        return topics, op
 
     def topic(self, name: str = "topic") -> str:
         topic = self.params.get(name)

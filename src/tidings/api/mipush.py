@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tidings.api import codes, devices, jobs, trace
+from tidings.api import codes, devices, jobs, revoke, trace
 from tidings.api.call import Call, Handler, check_target, envelope
 from tidings.api.message_form import (
     check_package,
@@ -24,7 +24,6 @@ from tidings.api.message_form import (
     read_message,
 )
 from tidings.api.params import MAX_BODY, Params
-from tidings.core import limits
 from tidings.core.models import App, ScheduledJob, TargetKind, TopicOp
 from tidings.core.sending import SendService
 from tidings.errors import ApiError, StoreError, StoreUnavailable
@@ -34,7 +33,6 @@ from tidings.store.store import Store
 log = logging.getLogger("tidings.api")
 
 ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
-TOPIC_SEP = ";$;"
 
 
 _INFO_NAMES = {
@@ -97,23 +95,7 @@ async def send_topic(call: Call) -> dict[str, Any]:
 
 
 async def send_multi_topic(call: Call) -> dict[str, Any]:
-    raw = call.params.get("topics")
-    if raw is None or not raw.strip():
-        raise ApiError(codes.TOPIC_EMPTY, "topics is required")
-    topics = tuple(t for t in raw.split(TOPIC_SEP))
-    if len(topics) > limits.MAX_TOPICS:
-        raise ApiError(codes.TOO_MANY_TOPICS, f"at most {limits.MAX_TOPICS} topics")
-    for topic in topics:
-        problem = limits.check_topic(topic)
-        if problem:
-            raise ApiError(*problem)
-    op_name = (call.params.get("topic_op") or "UNION").upper()
-    try:
-        op = TopicOp(op_name)
-    except ValueError:
-        raise ApiError(
-            codes.ILLEGAL_PARAM, "topic_op must be UNION, INTERSECTION or EXCEPT"
-        ) from None
+    topics, op = call.topic_expression()
     if len(topics) == 1:
         return await _broadcast(call, TargetKind.TOPIC, topics)
     return await _broadcast(call, TargetKind.MULTI_TOPIC, topics, op)
@@ -224,6 +206,7 @@ ROUTES: dict[str, Handler] = {
     **trace.ROUTES,
     **devices.ROUTES,
     **jobs.ROUTES,
+    **revoke.ROUTES,
 }
 
 

@@ -1,6 +1,14 @@
 """Python SDKs: the device client and the sender client."""
 
-from tidings.client.device import AppConfig, CommandResult, DeviceClient, PushMessage
+from tidings.client.device import AppConfig, CommandResult, DeviceClient, PushMessage, Revoke
 from tidings.client.sender import SenderClient, SendError
 
-__all__ = ["AppConfig", "CommandResult", "DeviceClient", "PushMessage", "SendError", "SenderClient"]
+__all__ = [
+    "AppConfig",
+    "CommandResult",
+    "DeviceClient",
+    "PushMessage",
+    "Revoke",
+    "SendError",
+    "SenderClient",
+]

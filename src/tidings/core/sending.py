@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tidings.bus.base import Bus
-from tidings.bus.events import Ephemeral, InboxChanged, LogAppended
+from tidings.bus.events import Ephemeral, InboxChanged, LogAppended, Revoked
 from tidings.core.models import App, Message, ScheduledJob, TargetKind, TopicOp, UnicastResult
 from tidings.store.store import Store
 
@@ -82,6 +82,24 @@ class SendService:
         if reg_ids:
             await self.bus.publish(InboxChanged(reg_ids))
         return results
+
+    async def revoke(
+        self,
+        app: App,
+        notify_id: int,
+        kind: TargetKind,
+        targets: Sequence[str] = (),
+        topics: tuple[str, ...] = (),
+        op: TopicOp = TopicOp.UNION,
+    ) -> UnicastResult:
+        """Recall the notification in slot ``notify_id`` on the targeted devices connected now."""
+        if kind.is_broadcast:
+            await self.bus.publish(Revoked(app.app_id, notify_id, kind, topics=topics, topic_op=op))
+            return UnicastResult((), ())
+        regs, bad = await self.store.resolve_targets(app.app_id, kind, targets)
+        if regs:
+            await self.bus.publish(Revoked(app.app_id, notify_id, kind, reg_ids=tuple(regs)))
+        return UnicastResult(tuple(regs), tuple(bad))
 
     async def subscribe(self, app: App, reg_ids: Sequence[str], topic: str, on: bool) -> None:
         if on:
