@@ -23,6 +23,7 @@ from tidings import __version__
 from tidings.api.mipush import ERROR_HANDLERS, MiPushApi
 from tidings.bus.local import LocalBus
 from tidings.clock import Clock
+from tidings.core.receipts import ReceiptSender
 from tidings.core.scheduler import Scheduler
 from tidings.core.sending import SendService
 from tidings.errors import TidingsError
@@ -59,12 +60,20 @@ class Node:
         self.gateway = Gateway(self.hub, settings)
         self.sender = SendService(self.store, self.bus)
         self.scheduler = Scheduler(self.store, self.bus, self.sender, settings.schedule_poll_s)
+        self.receipts = ReceiptSender(
+            self.store,
+            interval_s=settings.receipt_interval_s,
+            timeout_s=settings.receipt_timeout_s,
+            max_attempts=settings.receipt_max_attempts,
+            allow_private=settings.receipt_allow_private,
+        )
         self.api_port = 0
         self.gateway_port = 0
         self._http: _Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._scheduling: asyncio.Task[None] | None = None
+        self._receipting: asyncio.Task[None] | None = None
 
     def asgi_app(self) -> Starlette:
         api = MiPushApi(self.store, self.sender, self.settings, online=self._online)
@@ -114,17 +123,21 @@ class Node:
             await asyncio.sleep(0.01)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired())
         self._scheduling = asyncio.get_running_loop().create_task(self.scheduler.run())
+        self._receipting = asyncio.get_running_loop().create_task(self.receipts.run())
 
     async def stop(self) -> None:
         if self._sweeper:
             self._sweeper.cancel()
         if self._scheduling:
             self._scheduling.cancel()
+        if self._receipting:
+            self._receipting.cancel()
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await self._http_task
         await self.gateway.close()
         await self.hub.close()
+        await self.receipts.close()
         await self.bus.close()
         await self.store.close()
 

@@ -48,6 +48,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sweep_interval_s", 60.0, "Seconds between sweeps that delete expired messages."),
     Setting("sqlite_batch", 512, "Most queued writes committed in one SQLite transaction."),
     Setting("schedule_poll_s", 0.25, "Seconds between looks for scheduled sends that are due."),
+    Setting("receipt_interval_s", 1.0, "Seconds between batches of receipts to extra.callback."),
+    Setting("receipt_timeout_s", 5.0, "Seconds a receipt callback may take to answer."),
+    Setting("receipt_max_attempts", 8, "Failed deliveries of a receipt before it is dropped."),
+    Setting(
+        "receipt_allow_private",
+        False,
+        "Allow receipt callbacks to loopback, private and link-local addresses (tests only).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

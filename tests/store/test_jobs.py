@@ -43,6 +43,13 @@ async def test_a_job_fires_once_when_due(store: Store) -> None:
     assert not await store.job_exists(app_id, job.message.msg_id)
     s = await store.message_stats(app_id, job.message.msg_id)
     assert s is not None and (s.resolved, s.invalid_target) == (1, 1)
+    lost = _job(store, app_id, TargetKind.REGID, 0, "gone")  # every target unknown by then
+    await store.schedule([lost])
+    fired_lost = await store.fire_job(lost.message.msg_id)
+    assert fired_lost is not None and fired_lost.result is not None
+    assert fired_lost.result.reg_ids == ()
+    s = await store.message_stats(app_id, lost.message.msg_id)
+    assert s is not None and (s.raw_counter, s.resolved, s.invalid_target) == (1, 0, 1)
 
 
 async def test_deleted_jobs_never_fire(store: Store) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import urllib.parse
 from typing import Any
 
 from tidings import ids
@@ -62,6 +63,8 @@ RESERVED_EXTRAS = frozenset(
         "show-content",
     )
 )
+MAX_CALLBACK_URL = 512
+MAX_CALLBACK_PARAM = 64  # bytes
 MAX_SCHEDULE_AHEAD_MS = 7 * 86_400_000  # time_to_send: at most 7 days ahead
 IMMEDIATE_MS = 1000  # a time_to_send less than this far ahead is sent at once
 RESERVED_PREFIXES = ("notification_style_button_", "notification_small_icon_", "apsAlert-")
@@ -145,7 +148,30 @@ def read_extras(fields: dict[str, Any]) -> dict[str, str]:
         )
     if extra.get("only_send_once", "0") not in ("0", "1"):
         raise ApiError(codes.ILLEGAL_PARAM, "extra.only_send_once must be 0 or 1")
+    _check_callback(extra)
     return extra
+
+
+def _check_callback(extra: dict[str, str]) -> None:
+    """``extra.callback``: an http(s) URL; ``callback.param`` ≤ 64 bytes; ``callback.type`` a mask.
+
+    Where the URL points (private addresses, DNS rebinding) is checked when receipts are sent.
+    """
+    url = extra.get("callback")
+    if url is None:
+        return
+    if len(url) > MAX_CALLBACK_URL:
+        raise ApiError(codes.CALLBACK_URL_TOO_LONG, f"extra.callback over {MAX_CALLBACK_URL}")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise ApiError(codes.BAD_CALLBACK_URL, "extra.callback is not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+        raise ApiError(codes.BAD_CALLBACK_URL, "extra.callback must be an http(s) URL")
+    if len(extra.get("callback.param", "").encode()) > MAX_CALLBACK_PARAM:
+        raise ApiError(codes.CALLBACK_PARAM_TOO_LONG, "extra.callback.param over 64 bytes")
+    _int(extra.get("callback.type"), "extra.callback.type", 0, 2**31 - 1)
 
 
 def read_message(fields: dict[str, Any], *, ttl_default: int, ttl_max: int, now: int) -> Draft:

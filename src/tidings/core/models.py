@@ -196,3 +196,19 @@ class FiredJob:
 
     job: ScheduledJob
     result: UnicastResult | None = None  # unicast sends only
+
+
+@dataclasses.dataclass(frozen=True)
+class Receipt:
+    """One queued receipt event for a message's ``extra.callback``."""
+
+    receipt_id: str
+    app_id: str
+    url: str
+    msg_id: str
+    type: int
+    targets: str  # comma-joined regIds (or the unknown targets, for type 16)
+    jobkey: str | None
+    param: str | None
+    at: int
+    attempts: int = 0

@@ -377,7 +377,7 @@ def send_unicast(
         return UnicastResult(tuple(reg_ids), tuple(bad))
     _insert_message(tx, message, None)
     ops_stats.record_message(
-        tx, message, raw=len(set(targets)), resolved=len(reg_ids), invalid=len(set(bad))
+        tx, message, raw=len(set(targets)), resolved=len(reg_ids), invalid=len(set(bad)), bad=bad
     )
     dropped = 0
     for reg_id in sorted(reg_ids):  # a fixed order avoids deadlocks between concurrent sends
@@ -503,16 +503,18 @@ def ack(tx: Tx, acks: Sequence[tuple[str, int, str]], now: int = 0) -> int:
     took over the same sequence number. Each deleted message row counts once as delivered (a
     repeated ack deletes nothing and counts nothing), in the same transaction.
     """
-    delivered: collections.Counter[str] = collections.Counter()
+    delivered: dict[str, list[str]] = {}
     for part in _chunks(list(dict.fromkeys(acks)), 250):
         # an OR of primary-key matches: both engines use the key for each term (row-value IN
         # lists make SQLite scan the table)
         match = " OR ".join(["(reg_id = ? AND seq = ? AND coalesce(msg_id, '') = ?)"] * len(part))
         rows = tx.all(
-            f"DELETE FROM inbox WHERE {match} RETURNING msg_id",
+            f"DELETE FROM inbox WHERE {match} RETURNING msg_id, reg_id",
             [v for item in part for v in item],
         )
-        delivered.update(r[0] for r in rows if r[0] is not None)
+        for msg_id, reg_id in rows:
+            if msg_id is not None:
+                delivered.setdefault(msg_id, []).append(reg_id)
     if delivered:
         ops_stats.record_delivered(tx, delivered, now)
     return len(acks)

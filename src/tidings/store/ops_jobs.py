@@ -20,7 +20,7 @@ from tidings.core.models import (
     TopicOp,
     UnicastResult,
 )
-from tidings.store import ops
+from tidings.store import ops, ops_stats
 
 if TYPE_CHECKING:
     from tidings.store.ops import Tx
@@ -97,7 +97,13 @@ def fire(tx: Tx, job_id: str, now: int, cap: int) -> FiredJob | None:
     if message.kind.is_broadcast:
         ops.append_log(tx, message)
         return FiredJob(job)
-    return FiredJob(job, ops.send_unicast(tx, message, job.targets, cap))
+    result = ops.send_unicast(tx, message, job.targets, cap)
+    if not result.reg_ids:  # nothing stored; the job id still gets a trace saying why
+        bad = result.bad_targets
+        ops_stats.record_message(
+            tx, message, raw=len(set(job.targets)), invalid=len(set(bad)), bad=bad
+        )
+    return FiredJob(job, result)
 
 
 def job_exists(tx: Tx, app_id: str, job_id: str) -> bool:

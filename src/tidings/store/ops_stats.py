@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from tidings.core.models import DAILY_COUNTERS, Message, MessageStats, TargetKind
+from tidings.store import ops_receipts
 
 if TYPE_CHECKING:
     from tidings.store.ops import Tx
@@ -52,11 +53,30 @@ def bump_daily(tx: Tx, app_id: str, day: str, counts: Mapping[str, int]) -> None
     )
 
 
-def record_message(tx: Tx, m: Message, raw: int = 0, resolved: int = 0, invalid: int = 0) -> None:
+def callback_of(m: Message) -> tuple[str | None, str | None, int]:
+    """``extra.callback`` (url), ``extra.callback.param`` and the ``extra.callback.type`` mask."""
+    url = m.notification.extra.get("callback") or None
+    if url is None:
+        return None, None, 0
+    raw = m.notification.extra.get("callback.type")
+    types = int(raw) if raw else ops_receipts.DEFAULT_TYPES
+    return url, m.notification.extra.get("callback.param"), types
+
+
+def record_message(
+    tx: Tx,
+    m: Message,
+    raw: int = 0,
+    resolved: int = 0,
+    invalid: int = 0,
+    bad: Sequence[str] = (),
+) -> None:
     """The stats row of a message just stored (a broadcast starts with nothing resolved)."""
+    url, param, types = callback_of(m)
     tx.execute(
         "INSERT INTO message_stats (msg_id, app_id, kind, jobkey, created_at, ttl_ms,"
-        " raw_counter, resolved, invalid_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " raw_counter, resolved, invalid_target, callback_url, callback_param, callback_type)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             m.msg_id,
             m.app_id,
@@ -67,6 +87,9 @@ def record_message(tx: Tx, m: Message, raw: int = 0, resolved: int = 0, invalid:
             raw,
             resolved,
             invalid,
+            url,
+            param,
+            types,
         ),
     )
     if resolved and m.kind in _RECIPIENTS:
@@ -75,6 +98,16 @@ def record_message(tx: Tx, m: Message, raw: int = 0, resolved: int = 0, invalid:
             m.app_id,
             day_of(m.created_at),
             {"single_recipients": resolved, _RECIPIENTS[m.kind]: resolved},
+        )
+    if bad:
+        ops_receipts.add_receipt(
+            tx,
+            m.app_id,
+            m.msg_id,
+            ops_receipts.INVALID_TARGET,
+            list(dict.fromkeys(bad)),
+            m.created_at,
+            (url, param, types, m.jobkey),
         )
 
 
@@ -88,16 +121,27 @@ def record_copies(tx: Tx, app_id: str, copies: Mapping[str, int], now: int) -> N
     bump_daily(tx, app_id, day_of(now), {"broadcast_recipients": sum(copies.values())})
 
 
-def record_delivered(tx: Tx, delivered: Mapping[str, int], now: int) -> None:
-    """Acked messages (msg_id -> devices that acked it in this batch)."""
+def record_delivered(tx: Tx, delivered: Mapping[str, Sequence[str]], now: int) -> None:
+    """Acked messages: msg_id -> the devices that acked it in this batch (each once)."""
     per_app: dict[str, int] = {}
-    for msg_id, n in delivered.items():
+    for msg_id, reg_ids in delivered.items():
         row = tx.one(
-            "UPDATE message_stats SET delivered = delivered + ? WHERE msg_id = ? RETURNING app_id",
-            (n, msg_id),
+            "UPDATE message_stats SET delivered = delivered + ? WHERE msg_id = ?"
+            " RETURNING app_id, callback_url, callback_param, callback_type, jobkey",
+            (len(reg_ids), msg_id),
         )
         if row is not None:
-            per_app[row[0]] = per_app.get(row[0], 0) + n
+            app_id = str(row[0])
+            per_app[app_id] = per_app.get(app_id, 0) + len(reg_ids)
+            ops_receipts.add_receipt(
+                tx,
+                app_id,
+                msg_id,
+                ops_receipts.DELIVERED,
+                reg_ids,
+                now,
+                (row[1], row[2], int(row[3]), row[4]),
+            )
     day = day_of(now)
     for app_id, n in sorted(per_app.items()):
         bump_daily(tx, app_id, day, {"received": n})
@@ -105,16 +149,31 @@ def record_delivered(tx: Tx, delivered: Mapping[str, int], now: int) -> None:
 
 def record_click(tx: Tx, app_id: str, reg_id: str, msg_id: str, now: int) -> bool:
     """Count a device's first click on a message of its app; repeated clicks count once."""
-    if tx.one("SELECT 1 FROM message_stats WHERE msg_id = ? AND app_id = ?", (msg_id, app_id)):
-        tx.execute(
-            "INSERT INTO message_clicks (msg_id, reg_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (msg_id, reg_id),
-        )
-        if tx.rowcount() > 0:
-            tx.execute("UPDATE message_stats SET click = click + 1 WHERE msg_id = ?", (msg_id,))
-            bump_daily(tx, app_id, day_of(now), {"click": 1})
-            return True
-    return False
+    row = tx.one(
+        "SELECT callback_url, callback_param, callback_type, jobkey FROM message_stats"
+        " WHERE msg_id = ? AND app_id = ?",
+        (msg_id, app_id),
+    )
+    if row is None:
+        return False
+    tx.execute(
+        "INSERT INTO message_clicks (msg_id, reg_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (msg_id, reg_id),
+    )
+    if tx.rowcount() == 0:
+        return False
+    tx.execute("UPDATE message_stats SET click = click + 1 WHERE msg_id = ?", (msg_id,))
+    bump_daily(tx, app_id, day_of(now), {"click": 1})
+    ops_receipts.add_receipt(
+        tx,
+        app_id,
+        msg_id,
+        ops_receipts.CLICKED,
+        [reg_id],
+        now,
+        (row[0], row[1], int(row[2]), row[3]),
+    )
+    return True
 
 
 def _stats(row: Sequence[object]) -> MessageStats:

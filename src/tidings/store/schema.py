@@ -96,7 +96,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 device_condition_unmatch BIGINT NOT NULL DEFAULT 0,
                 delivered BIGINT NOT NULL DEFAULT 0,
                 click BIGINT NOT NULL DEFAULT 0,
-                bar_closed BIGINT NOT NULL DEFAULT 0
+                bar_closed BIGINT NOT NULL DEFAULT 0,
+                callback_url TEXT,
+                callback_param TEXT,
+                callback_type BIGINT NOT NULL DEFAULT 0
             )""",
             "CREATE INDEX message_stats_time ON message_stats (app_id, created_at)",
             "CREATE INDEX message_stats_jobkey ON message_stats (app_id, jobkey)",
@@ -145,6 +148,26 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
             "CREATE INDEX scheduled_jobs_due ON scheduled_jobs (fire_at)",
             "CREATE INDEX scheduled_jobs_jobkey ON scheduled_jobs (app_id, jobkey)",
+            # receipts waiting to be POSTed to extra.callback, batched per app, URL and type
+            """CREATE TABLE receipts (
+                receipt_id TEXT PRIMARY KEY,
+                app_id TEXT NOT NULL,
+                url TEXT NOT NULL,
+                msg_id TEXT NOT NULL,
+                type BIGINT NOT NULL,
+                targets TEXT NOT NULL,
+                jobkey TEXT,
+                param TEXT,
+                at BIGINT NOT NULL,
+                attempts BIGINT NOT NULL DEFAULT 0,
+                next_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX receipts_due ON receipts (next_at)",
+            # the key receipts are signed with (Standard Webhooks), per app
+            """CREATE TABLE receipt_keys (
+                app_id TEXT PRIMARY KEY,
+                secret TEXT NOT NULL
+            )""",
             # deleting or stopping one message removes its undelivered inbox rows
             "CREATE INDEX inbox_msg ON inbox (msg_id)",
         ],

@@ -21,13 +21,14 @@ from tidings.core.models import (
     Message,
     MessageStats,
     NewApp,
+    Receipt,
     ScheduledJob,
     TargetKind,
     TopicOp,
     UnicastResult,
 )
 from tidings.settings import Settings
-from tidings.store import ops, ops_feedback, ops_jobs, ops_stats
+from tidings.store import ops, ops_feedback, ops_jobs, ops_receipts, ops_stats
 from tidings.store.engine import Engine
 
 
@@ -213,6 +214,28 @@ class Store:
 
     async def messages_with_jobkey(self, app_id: str, jobkey: str) -> list[str]:
         return await self.engine.read(ops_jobs.messages_with_jobkey, app_id, jobkey)
+
+    # receipts
+    async def due_receipts(self, limit: int = 500) -> list[Receipt]:
+        return await self.engine.read(ops_receipts.due_receipts, self.clock.now_ms(), limit)
+
+    async def receipts_sent(self, receipt_ids: Sequence[str]) -> None:
+        await self.engine.write(ops_receipts.receipts_sent, list(receipt_ids))
+
+    async def receipts_failed(
+        self, receipt_ids: Sequence[str], retry_in_ms: int, max_attempts: int
+    ) -> int:
+        """Count a failed attempt; returns how many receipts were dropped for good."""
+        return await self.engine.write(
+            ops_receipts.receipts_failed,
+            list(receipt_ids),
+            self.clock.now_ms() + retry_in_ms,
+            max_attempts,
+        )
+
+    async def receipt_key(self, app_id: str) -> str:
+        """The app's key for verifying receipts (Standard Webhooks ``whsec_…``)."""
+        return await self.engine.write(ops_receipts.receipt_key, app_id)
 
     # feedback
     async def take_invalid_regids(self, app_id: str, limit: int = 1000) -> list[str]:

@@ -1,0 +1,93 @@
+"""Store operations for delivery receipts (``extra.callback``).
+
+A receipt row is written in the transaction of its event (a send's unknown targets, an ack, a
+click) when the message asked for that event type, so an event is never reported without having
+happened, nor lost once committed. The receipt sender reads due rows, POSTs them in batches and
+deletes them, or pushes ``next_at`` back after a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from tidings import ids
+from tidings.core.models import Receipt
+
+if TYPE_CHECKING:
+    from tidings.store.ops import Tx
+
+DELIVERED = 1
+CLICKED = 2
+INVALID_TARGET = 16
+DEFAULT_TYPES = DELIVERED | CLICKED
+
+
+def add_receipt(
+    tx: Tx,
+    app_id: str,
+    msg_id: str,
+    kind: int,
+    targets: Sequence[str],
+    now: int,
+    callback: tuple[str | None, str | None, int, str | None],
+) -> None:
+    """Queue a receipt of ``kind`` if the message's callback (url, param, types, jobkey) asks."""
+    url, param, types, jobkey = callback
+    if not url or not types & kind or not targets:
+        return
+    tx.execute(
+        "INSERT INTO receipts (receipt_id, app_id, url, msg_id, type, targets, jobkey, param, at,"
+        " next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            ids.trace_id(),
+            app_id,
+            url,
+            msg_id,
+            kind,
+            ",".join(targets),
+            jobkey,
+            param,
+            now,
+            now,
+        ),
+    )
+
+
+def due_receipts(tx: Tx, now: int, limit: int) -> list[Receipt]:
+    rows = tx.all(
+        "SELECT receipt_id, app_id, url, msg_id, type, targets, jobkey, param, at, attempts"
+        " FROM receipts WHERE next_at <= ? ORDER BY next_at, receipt_id LIMIT ?",
+        (now, limit),
+    )
+    return [Receipt(*r) for r in rows]
+
+
+def receipts_sent(tx: Tx, receipt_ids: Sequence[str]) -> None:
+    tx.many("DELETE FROM receipts WHERE receipt_id = ?", [(r,) for r in receipt_ids])
+
+
+def receipts_failed(tx: Tx, receipt_ids: Sequence[str], next_at: int, max_attempts: int) -> int:
+    """Count a failed attempt; drop receipts that used up ``max_attempts``. Returns how many."""
+    tx.many(
+        "UPDATE receipts SET attempts = attempts + 1, next_at = ? WHERE receipt_id = ?",
+        [(next_at, r) for r in receipt_ids],
+    )
+    dropped = 0
+    for r in receipt_ids:
+        tx.execute("DELETE FROM receipts WHERE receipt_id = ? AND attempts >= ?", (r, max_attempts))
+        dropped += tx.rowcount()
+    return dropped
+
+
+def receipt_key(tx: Tx, app_id: str) -> str:
+    """The app's receipt signing key (``whsec_`` + base64), created on first use."""
+    tx.execute(
+        "INSERT INTO receipt_keys (app_id, secret) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (app_id, "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
+    )
+    row = tx.one("SELECT secret FROM receipt_keys WHERE app_id = ?", (app_id,))
+    assert row is not None
+    return str(row[0])
