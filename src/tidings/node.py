@@ -148,6 +148,9 @@ class Node:
                 inbox, messages = await self.store.sweep_expired()
                 if inbox or messages:
                     log.info("expired: %d inbox entries, %d messages", inbox, messages)
+                traces = await self.store.sweep_stats(self.settings.stats_retention_days)
+                if traces:
+                    log.info("expired: %d message traces", traces)
             except TidingsError as exc:
                 log.warning("expiry sweep failed: %s", exc)
 

@@ -101,3 +101,19 @@ async def test_trace_by_jobkey_and_time_range(store: Store) -> None:
     found = await store.stats_between(app_id, t0 + 1000, t0 + 3000, limit=2)
     assert [s.msg_id for s in found] == [sent[3].msg_id, sent[2].msg_id]
     assert await store.stats_between(app_id, t0 + 10_000, t0 + 20_000, limit=100) == []
+
+
+async def test_old_traces_are_swept_daily_counters_kept(store: Store) -> None:
+    clock = store.clock
+    assert isinstance(clock, ManualClock)
+    app_id, regs = await _app_and_devices(store, 1)
+    old = _msg(store, app_id, TargetKind.REGID)
+    await store.send_unicast(old, regs)
+    await store.record_click(app_id, regs[0], old.msg_id)
+    clock.advance(3 * 86_400_000)
+    new = _msg(store, app_id, TargetKind.REGID)
+    await store.send_unicast(new, regs)
+    assert await store.sweep_stats(retention_days=2) == 1
+    assert await store.message_stats(app_id, old.msg_id) is None
+    assert await store.message_stats(app_id, new.msg_id) is not None
+    assert (await store.daily_stats(app_id, DAY1, DAY1))[DAY1]["click"] == 1

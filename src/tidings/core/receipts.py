@@ -111,6 +111,7 @@ class ReceiptSender:
         self.store = store
         self.interval_s = interval_s
         self.max_attempts = max_attempts
+        self.timeout_s = timeout_s
         self.allow_private = allow_private
         self.sent = 0
         self.failed = 0
@@ -129,7 +130,8 @@ class ReceiptSender:
 
     async def send_due(self) -> int:
         """POST every due receipt once; return how many were delivered."""
-        due = await self.store.due_receipts(500)
+        lease_ms = int(self.timeout_s * 1000) * 4 + 10_000  # longer than one pass can take
+        due = await self.store.claim_receipts(500, lease_ms)
         delivered = 0
         for (app_id, url, _kind), group in batches(due):
             receipt_ids = [r.receipt_id for r in group]

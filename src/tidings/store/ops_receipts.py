@@ -56,6 +56,19 @@ def add_receipt(
     )
 
 
+def claim_receipts(tx: Tx, now: int, limit: int, lease_ms: int) -> list[Receipt]:
+    """Take up to ``limit`` due receipts for ``lease_ms``: another node will not send them
+    meanwhile (the outer ``next_at`` check is re-evaluated on a row another node just updated);
+    if this node dies, they are due again when the lease ends."""
+    rows = tx.all(
+        "UPDATE receipts SET next_at = ? WHERE next_at <= ? AND receipt_id IN"
+        " (SELECT receipt_id FROM receipts WHERE next_at <= ? ORDER BY next_at LIMIT ?)"
+        " RETURNING receipt_id, app_id, url, msg_id, type, targets, jobkey, param, at, attempts",
+        (now + lease_ms, now, now, limit),
+    )
+    return sorted((Receipt(*r) for r in rows), key=lambda r: (r.at, r.receipt_id))
+
+
 def due_receipts(tx: Tx, now: int, limit: int) -> list[Receipt]:
     rows = tx.all(
         "SELECT receipt_id, app_id, url, msg_id, type, targets, jobkey, param, at, attempts"

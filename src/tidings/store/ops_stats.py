@@ -228,3 +228,14 @@ def daily_stats(tx: Tx, app_id: str, first: str, last: str) -> dict[str, dict[st
     return {
         str(r[0]): dict(zip(DAILY_COUNTERS, (int(v) for v in r[1:]), strict=True)) for r in rows
     }
+
+
+def sweep_stats(tx: Tx, before: int) -> int:
+    """Forget the traces (and click records) of messages created before ``before``."""
+    tx.execute(
+        "DELETE FROM message_clicks WHERE msg_id IN"
+        " (SELECT msg_id FROM message_stats WHERE created_at < ?)",
+        (before,),
+    )
+    tx.execute("DELETE FROM message_stats WHERE created_at < ?", (before,))
+    return tx.rowcount()

@@ -103,6 +103,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
             "CREATE INDEX message_stats_time ON message_stats (app_id, created_at)",
             "CREATE INDEX message_stats_jobkey ON message_stats (app_id, jobkey)",
+            "CREATE INDEX message_stats_age ON message_stats (created_at)",
             # one click counted per (message, device)
             """CREATE TABLE message_clicks (
                 msg_id TEXT NOT NULL,

@@ -171,6 +171,11 @@ class Store:
     ) -> list[MessageStats]:
         return await self.engine.read(ops_stats.stats_between, app_id, begin, end, limit)
 
+    async def sweep_stats(self, retention_days: int) -> int:
+        """Delete message traces older than ``retention_days``; returns how many."""
+        before = self.clock.now_ms() - retention_days * 86_400_000
+        return await self.engine.write(ops_stats.sweep_stats, before)
+
     async def daily_stats(self, app_id: str, first: str, last: str) -> dict[str, dict[str, int]]:
         return await self.engine.read(ops_stats.daily_stats, app_id, first, last)
 
@@ -218,6 +223,12 @@ class Store:
     # receipts
     async def due_receipts(self, limit: int = 500) -> list[Receipt]:
         return await self.engine.read(ops_receipts.due_receipts, self.clock.now_ms(), limit)
+
+    async def claim_receipts(self, limit: int = 500, lease_ms: int = 30_000) -> list[Receipt]:
+        """Due receipts, leased to this node for ``lease_ms`` (no other node sends them)."""
+        return await self.engine.write(
+            ops_receipts.claim_receipts, self.clock.now_ms(), limit, lease_ms
+        )
 
     async def receipts_sent(self, receipt_ids: Sequence[str]) -> None:
         await self.engine.write(ops_receipts.receipts_sent, list(receipt_ids))
