@@ -59,7 +59,7 @@ async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, 
     data: dict[str, Any] = {}
     if result.bad_targets:
         data[_BAD_FIELD[kind]] = ",".join(result.bad_targets)
-    if not result.reg_ids:
+    if not result.reg_ids and not result.unmatched:
         raise ApiError(codes.SEND_FAILED, "no valid target", data)
     data["id"] = message.msg_id
     return envelope(0, data, info=info)
@@ -147,11 +147,13 @@ def _multi(kind: TargetKind) -> Handler:
         for m, t, keep in messages:
             if not keep:
                 results[m.msg_id] = await api.sender.unicast(m, [t], durable=False)
+
         # scheduled entries resolve their target when they fire: they count as accepted
-        sent_ids = [
-            m.msg_id for m, _, d in built if d.send_at is not None or results[m.msg_id].reg_ids
-        ]
-        bad = [t for m, t, _ in messages if not results[m.msg_id].reg_ids]
+        def accepted(msg_id: str) -> bool:  # a known target, even if its filters left it out
+            return bool(results[msg_id].reg_ids or results[msg_id].unmatched)
+
+        sent_ids = [m.msg_id for m, _, d in built if d.send_at is not None or accepted(m.msg_id)]
+        bad = [t for m, t, _ in messages if not accepted(m.msg_id)]
         data: dict[str, Any] = {_BAD_FIELD[kind]: ",".join(bad)} if bad else {}
         if not sent_ids:
             raise ApiError(codes.SEND_FAILED, "no valid target", data)

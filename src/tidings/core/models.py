@@ -142,6 +142,7 @@ class UnicastResult:
     reg_ids: tuple[str, ...]
     bad_targets: tuple[str, ...]
     dropped: int = 0
+    unmatched: tuple[str, ...] = ()  # known devices the message's device filters left out
 
 
 @dataclasses.dataclass(frozen=True)

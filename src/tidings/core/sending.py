@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from tidings.bus.base import Bus
 from tidings.bus.events import Ephemeral, InboxChanged, LogAppended, Revoked
+from tidings.core.filters import DeviceFilter
 from tidings.core.models import App, Message, ScheduledJob, TargetKind, TopicOp, UnicastResult
 from tidings.store.store import Store
 
@@ -28,6 +29,10 @@ class SendService:
                 await self.bus.publish(InboxChanged(result.reg_ids))
             return result
         regs, bad = await self.store.resolve_targets(message.app_id, message.kind, targets)
+        unmatched: list[str] = []
+        flt = DeviceFilter.of(message.notification.extra)
+        if flt is not None and regs:
+            regs, unmatched = await self.store.split_by_filter(regs, flt)
         if regs:
             await self.bus.publish(
                 Ephemeral(
@@ -38,7 +43,7 @@ class SendService:
                     reg_ids=tuple(regs),
                 )
             )
-        return UnicastResult(tuple(regs), tuple(bad))
+        return UnicastResult(tuple(regs), tuple(bad), unmatched=tuple(unmatched))
 
     async def unicast_batch(
         self, items: Sequence[tuple[Message, Sequence[str]]]

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from tidings import ids
+from tidings.core.filters import DeviceFilter
 from tidings.core.models import (
     App,
     Delivery,
@@ -25,7 +26,7 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.core.topics import matches
-from tidings.store import ops_feedback, ops_stats
+from tidings.store import ops_feedback, ops_filters, ops_stats
 from tidings.store.schema import MIGRATIONS
 
 CHUNK = 500
@@ -373,16 +374,26 @@ def send_unicast(
     feedback_kind = _FEEDBACK_KINDS.get(message.kind)
     if bad and feedback_kind:
         ops_feedback.record_invalid(tx, message.app_id, feedback_kind, bad, message.created_at)
-    if not reg_ids or not store:
-        return UnicastResult(tuple(reg_ids), tuple(bad))
+    unmatched: list[str] = []
+    flt = DeviceFilter.of(message.notification.extra)
+    if flt is not None and reg_ids:
+        reg_ids, unmatched = ops_filters.split(tx, reg_ids, flt)
+    if not (reg_ids or unmatched) or not store:
+        return UnicastResult(tuple(reg_ids), tuple(bad), unmatched=tuple(unmatched))
     _insert_message(tx, message, None)
     ops_stats.record_message(
-        tx, message, raw=len(set(targets)), resolved=len(reg_ids), invalid=len(set(bad)), bad=bad
+        tx,
+        message,
+        raw=len(set(targets)),
+        resolved=len(reg_ids),
+        invalid=len(set(bad)),
+        bad=bad,
+        unmatched=unmatched,
     )
     dropped = 0
     for reg_id in sorted(reg_ids):  # a fixed order avoids deadlocks between concurrent sends
         dropped += _push_inbox(tx, reg_id, [(message.msg_id, message.expires_at)], cap)
-    return UnicastResult(tuple(reg_ids), tuple(bad), dropped)
+    return UnicastResult(tuple(reg_ids), tuple(bad), dropped, tuple(unmatched))
 
 
 def send_unicast_batch(
@@ -448,6 +459,9 @@ def catch_up(tx: Tx, app_id: str, reg_ids: Sequence[str], now: int, cap: int) ->
     subscribed = _subscriptions(tx, app_id, list(cursors), wanted_topics) if wanted_topics else {}
     touched: list[str] = []
     copies: collections.Counter[str] = collections.Counter()
+    filters = ops_filters.log_filters(tx, app_id, low, head, now)
+    infos = ops_filters.device_infos(tx, list(cursors)) if filters else {}
+    unmatched: dict[str, list[str]] = {}
     for reg_id in sorted(cursors):
         cursor = cursors[reg_id]
         mine = subscribed.get(reg_id, set())
@@ -456,13 +470,19 @@ def catch_up(tx: Tx, app_id: str, reg_ids: Sequence[str], now: int, cap: int) ->
             for msg_id, offset, kind, topics, op, expires in entries
             if offset > cursor and matches(kind, topics, op, mine)
         ]
+        if filters:  # device filters: the left-out devices count as device_condition_unmatch
+            info = infos.get(reg_id, DeviceInfo())
+            for msg_id, _ in items:
+                if msg_id in filters and not filters[msg_id].accepts(info):
+                    unmatched.setdefault(msg_id, []).append(reg_id)
+            items = [(m, e) for m, e in items if reg_id not in unmatched.get(m, ())]
         tx.execute("UPDATE devices SET log_cursor = ? WHERE reg_id = ?", (head, reg_id))
         if items:
             _push_inbox(tx, reg_id, items, cap)
             copies.update(msg_id for msg_id, _ in items)
             touched.append(reg_id)
-    if copies:
-        ops_stats.record_copies(tx, app_id, copies, now)
+    if copies or unmatched:
+        ops_stats.record_copies(tx, app_id, copies, now, unmatched)
     return touched
 
 

@@ -70,13 +70,14 @@ def record_message(
     resolved: int = 0,
     invalid: int = 0,
     bad: Sequence[str] = (),
+    unmatched: Sequence[str] = (),
 ) -> None:
     """The stats row of a message just stored (a broadcast starts with nothing resolved)."""
     url, param, types = callback_of(m)
     tx.execute(
         "INSERT INTO message_stats (msg_id, app_id, kind, jobkey, created_at, ttl_ms,"
-        " raw_counter, resolved, invalid_target, callback_url, callback_param, callback_type)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " raw_counter, resolved, invalid_target, device_condition_unmatch, callback_url,"
+        " callback_param, callback_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             m.msg_id,
             m.app_id,
@@ -87,6 +88,7 @@ def record_message(
             raw,
             resolved,
             invalid,
+            len(unmatched),
             url,
             param,
             types,
@@ -99,6 +101,7 @@ def record_message(
             day_of(m.created_at),
             {"single_recipients": resolved, _RECIPIENTS[m.kind]: resolved},
         )
+    callback = (url, param, types, m.jobkey)
     if bad:
         ops_receipts.add_receipt(
             tx,
@@ -107,18 +110,41 @@ def record_message(
             ops_receipts.INVALID_TARGET,
             list(dict.fromkeys(bad)),
             m.created_at,
-            (url, param, types, m.jobkey),
+            callback,
+        )
+    if unmatched:
+        ops_receipts.add_receipt(
+            tx, m.app_id, m.msg_id, ops_receipts.FILTERED, unmatched, m.created_at, callback
         )
 
 
-def record_copies(tx: Tx, app_id: str, copies: Mapping[str, int], now: int) -> None:
-    """Broadcast messages copied into device inboxes by catch-up: msg_id -> number of devices."""
+def record_copies(
+    tx: Tx,
+    app_id: str,
+    copies: Mapping[str, int],
+    now: int,
+    unmatched: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """Broadcasts copied into device inboxes by catch-up (msg_id -> number of devices), and the
+    devices their device filters left out (msg_id -> regIds)."""
     tx.many(
         "UPDATE message_stats SET raw_counter = raw_counter + ?, resolved = resolved + ?"
         " WHERE msg_id = ?",
         [(n, n, msg_id) for msg_id, n in copies.items()],
     )
     bump_daily(tx, app_id, day_of(now), {"broadcast_recipients": sum(copies.values())})
+    for msg_id, reg_ids in (unmatched or {}).items():
+        row = tx.one(
+            "UPDATE message_stats SET raw_counter = raw_counter + ?,"
+            " device_condition_unmatch = device_condition_unmatch + ? WHERE msg_id = ?"
+            " RETURNING callback_url, callback_param, callback_type, jobkey",
+            (len(reg_ids), len(reg_ids), msg_id),
+        )
+        if row is not None:
+            callback = (row[0], row[1], int(row[2]), row[3])
+            ops_receipts.add_receipt(
+                tx, app_id, msg_id, ops_receipts.FILTERED, reg_ids, now, callback
+            )
 
 
 def record_delivered(tx: Tx, delivered: Mapping[str, Sequence[str]], now: int) -> None:

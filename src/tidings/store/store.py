@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tidings import ids
 from tidings.clock import Clock, SystemClock
+from tidings.core.filters import DeviceFilter
 from tidings.core.models import (
     App,
     Delivery,
@@ -28,7 +29,7 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.settings import Settings
-from tidings.store import ops, ops_feedback, ops_jobs, ops_receipts, ops_stats
+from tidings.store import ops, ops_feedback, ops_filters, ops_jobs, ops_receipts, ops_stats
 from tidings.store.engine import Engine
 
 
@@ -112,6 +113,12 @@ class Store:
         self, app_id: str, kind: TargetKind, targets: Sequence[str]
     ) -> tuple[list[str], list[str]]:
         return await self.engine.read(ops.resolve_targets, app_id, kind, list(targets))
+
+    async def split_by_filter(
+        self, reg_ids: Sequence[str], flt: DeviceFilter
+    ) -> tuple[list[str], list[str]]:
+        """(devices a message's device filters accept, devices they leave out)."""
+        return await self.engine.read(ops_filters.split, list(reg_ids), flt)
 
     # messages
     async def send_unicast(self, message: Message, targets: Sequence[str]) -> UnicastResult:
