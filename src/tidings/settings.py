@@ -47,6 +47,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ping_timeout_s", 30.0, "Seconds a pinged device has to answer before it is dropped."),
     Setting("sweep_interval_s", 60.0, "Seconds between sweeps that delete expired messages."),
     Setting("sqlite_batch", 512, "Most queued writes committed in one SQLite transaction."),
+    Setting(
+        "daily_quota_floor",
+        10_000,
+        "Smallest quota base: an app's daily quota is its device count (at least this) times the"
+        " category's factor (default 1, public 2, private unlimited).",
+    ),
     Setting("stats_retention_days", 90, "Days a message's trace is kept after it was sent."),
     Setting("schedule_poll_s", 0.25, "Seconds between looks for scheduled sends that are due."),
     Setting("receipt_interval_s", 1.0, "Seconds between batches of receipts to extra.callback."),

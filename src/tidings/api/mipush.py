@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tidings.api import codes, devices, jobs, revoke, trace
+from tidings.api import channels, codes, devices, jobs, revoke, trace
 from tidings.api.call import Call, Handler, check_target, envelope
+from tidings.api.channels import check_quota
 from tidings.api.message_form import (
     check_package,
     fields_from_json,
@@ -50,6 +51,7 @@ _BAD_FIELD = {
 async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, Any]:
     targets = call.targets(kind, *names)
     draft = call.draft()
+    await check_quota(call.api.store, call.app, draft, call.api.settings.daily_quota_floor)
     message = draft.message(call.app, kind, call.api.sender.now())
     info = f"Received push messages for {len(targets)} {_INFO_NAMES[kind]}"
     if draft.send_at is not None:  # targets are resolved when the job fires
@@ -81,6 +83,7 @@ async def _broadcast(
     call: Call, kind: TargetKind, topics: tuple[str, ...] = (), op: TopicOp = TopicOp.UNION
 ) -> dict[str, Any]:
     draft = call.draft()
+    await check_quota(call.api.store, call.app, draft, call.api.settings.daily_quota_floor)
     message = draft.message(call.app, kind, call.api.sender.now(), topics, op)
     if draft.send_at is not None:
         await call.api.sender.schedule([ScheduledJob(message, (), draft.store)])
@@ -137,6 +140,7 @@ def _multi(kind: TargetKind) -> Handler:
             draft = read_message(
                 fields, ttl_default=s.ttl_default_ms, ttl_max=s.ttl_max_ms, now=now
             )
+            await check_quota(api.store, call.app, draft, s.daily_quota_floor)
             planned.append((entry["target"], draft))
         built = [(draft.message(call.app, kind, now), target, draft) for target, draft in planned]
         jobs = [ScheduledJob(m, (t,), d.store) for m, t, d in built if d.send_at is not None]
@@ -209,6 +213,7 @@ ROUTES: dict[str, Handler] = {
     **devices.ROUTES,
     **jobs.ROUTES,
     **revoke.ROUTES,
+    **channels.ROUTES,
 }
 
 

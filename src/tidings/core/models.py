@@ -213,3 +213,15 @@ class Receipt:
     param: str | None
     at: int
     attempts: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Channel:
+    """A notification channel of an app; ``category`` is ``public`` or ``private``."""
+
+    channel_id: str
+    name: str
+    description: str = ""
+    sound_url: str = ""
+    notify_type: int = -1
+    category: str = "public"

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from tidings.core.models import DAILY_COUNTERS, Message, MessageStats, TargetKind
-from tidings.store import ops_receipts
+from tidings.store import ops_channels, ops_receipts
 
 if TYPE_CHECKING:
     from tidings.store.ops import Tx
@@ -25,6 +25,7 @@ _SUMS = (
     "sum(raw_counter), sum(resolved), sum(invalid_target), sum(app_not_register),"
     " sum(device_condition_unmatch), sum(delivered), sum(click), sum(bar_closed)"
 )
+_DAILY_COLUMNS = frozenset((*DAILY_COUNTERS, *(f"received_{c}" for c in ops_channels.CATEGORIES)))
 _RECIPIENTS = {
     TargetKind.REGID: "regid_recipients",
     TargetKind.ALIAS: "alias_recipients",
@@ -41,7 +42,7 @@ def bump_daily(tx: Tx, app_id: str, day: str, counts: Mapping[str, int]) -> None
     if not counts:
         return
     for name in counts:
-        if name not in DAILY_COUNTERS:
+        if name not in _DAILY_COLUMNS:
             raise ValueError(name)
     names = ", ".join(counts)
     marks = ", ".join("?" * len(counts))
@@ -77,7 +78,8 @@ def record_message(
     tx.execute(
         "INSERT INTO message_stats (msg_id, app_id, kind, jobkey, created_at, ttl_ms,"
         " raw_counter, resolved, invalid_target, device_condition_unmatch, callback_url,"
-        " callback_param, callback_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " callback_param, callback_type, category)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             m.msg_id,
             m.app_id,
@@ -92,6 +94,7 @@ def record_message(
             url,
             param,
             types,
+            ops_channels.category_of(tx, m.app_id, m.notification.extra.get("channel_id")),
         ),
     )
     if resolved and m.kind in _RECIPIENTS:
@@ -149,16 +152,17 @@ def record_copies(
 
 def record_delivered(tx: Tx, delivered: Mapping[str, Sequence[str]], now: int) -> None:
     """Acked messages: msg_id -> the devices that acked it in this batch (each once)."""
-    per_app: dict[str, int] = {}
+    per_app: dict[tuple[str, str], int] = {}  # (app, category) -> delivered
     for msg_id, reg_ids in delivered.items():
         row = tx.one(
             "UPDATE message_stats SET delivered = delivered + ? WHERE msg_id = ?"
-            " RETURNING app_id, callback_url, callback_param, callback_type, jobkey",
+            " RETURNING app_id, callback_url, callback_param, callback_type, jobkey, category",
             (len(reg_ids), msg_id),
         )
         if row is not None:
-            app_id = str(row[0])
-            per_app[app_id] = per_app.get(app_id, 0) + len(reg_ids)
+            key = (str(row[0]), str(row[5]))
+            per_app[key] = per_app.get(key, 0) + len(reg_ids)
+            app_id = key[0]
             ops_receipts.add_receipt(
                 tx,
                 app_id,
@@ -169,8 +173,8 @@ def record_delivered(tx: Tx, delivered: Mapping[str, Sequence[str]], now: int) -
                 (row[1], row[2], int(row[3]), row[4]),
             )
     day = day_of(now)
-    for app_id, n in sorted(per_app.items()):
-        bump_daily(tx, app_id, day, {"received": n})
+    for (app_id, category), n in sorted(per_app.items()):
+        bump_daily(tx, app_id, day, {"received": n, f"received_{category}": n})
 
 
 def record_click(tx: Tx, app_id: str, reg_id: str, msg_id: str, now: int) -> bool:

@@ -99,7 +99,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 bar_closed BIGINT NOT NULL DEFAULT 0,
                 callback_url TEXT,
                 callback_param TEXT,
-                callback_type BIGINT NOT NULL DEFAULT 0
+                callback_type BIGINT NOT NULL DEFAULT 0,
+                category TEXT NOT NULL DEFAULT 'default'
             )""",
             "CREATE INDEX message_stats_time ON message_stats (app_id, created_at)",
             "CREATE INDEX message_stats_jobkey ON message_stats (app_id, jobkey)",
@@ -121,7 +122,23 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 regid_recipients BIGINT NOT NULL DEFAULT 0,
                 received BIGINT NOT NULL DEFAULT 0,
                 click BIGINT NOT NULL DEFAULT 0,
+                received_default BIGINT NOT NULL DEFAULT 0,
+                received_public BIGINT NOT NULL DEFAULT 0,
+                received_private BIGINT NOT NULL DEFAULT 0,
                 PRIMARY KEY (app_id, day)
+            )""",
+            # notification channels (extra.channel_id) and the message category they give
+            """CREATE TABLE channels (
+                app_id TEXT NOT NULL,
+                channel_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                sound_url TEXT NOT NULL DEFAULT '',
+                notify_type BIGINT NOT NULL DEFAULT -1,
+                category TEXT NOT NULL,
+                discarded INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (app_id, channel_id)
             )""",
             # feedback: regIds and aliases that stopped working, until the app fetches them
             """CREATE TABLE invalid_targets (

@@ -15,6 +15,7 @@ from tidings.clock import Clock, SystemClock
 from tidings.core.filters import DeviceFilter
 from tidings.core.models import (
     App,
+    Channel,
     Delivery,
     Device,
     DeviceInfo,
@@ -29,7 +30,15 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.settings import Settings
-from tidings.store import ops, ops_feedback, ops_filters, ops_jobs, ops_receipts, ops_stats
+from tidings.store import (
+    ops,
+    ops_channels,
+    ops_feedback,
+    ops_filters,
+    ops_jobs,
+    ops_receipts,
+    ops_stats,
+)
 from tidings.store.engine import Engine
 
 
@@ -226,6 +235,24 @@ class Store:
 
     async def messages_with_jobkey(self, app_id: str, jobkey: str) -> list[str]:
         return await self.engine.read(ops_jobs.messages_with_jobkey, app_id, jobkey)
+
+    # channels and quotas
+    async def add_channel(self, app_id: str, channel: Channel) -> None:
+        await self.engine.write(ops_channels.add_channel, app_id, channel, self.clock.now_ms())
+
+    async def list_channels(self, app_id: str) -> list[Channel]:
+        return await self.engine.read(ops_channels.list_channels, app_id)
+
+    async def get_channel(self, app_id: str, channel_id: str) -> Channel | None:
+        return await self.engine.read(ops_channels.get_channel, app_id, channel_id)
+
+    async def discard_channel(self, app_id: str, channel_id: str) -> bool:
+        return await self.engine.write(ops_channels.discard_channel, app_id, channel_id)
+
+    async def quota_usage(self, app_id: str, category: str) -> tuple[int, int]:
+        """(messages of the category delivered today (UTC), devices of the app)."""
+        day = ops_stats.day_of(self.clock.now_ms())
+        return await self.engine.read(ops_channels.quota_usage, app_id, day, category)
 
     # receipts
     async def due_receipts(self, limit: int = 500) -> list[Receipt]:
