@@ -126,12 +126,10 @@ class Node:
         self._receipting = asyncio.get_running_loop().create_task(self.receipts.run())
 
     async def stop(self) -> None:
-        if self._sweeper:
-            self._sweeper.cancel()
-        if self._scheduling:
-            self._scheduling.cancel()
-        if self._receipting:
-            self._receipting.cancel()
+        background = [t for t in (self._sweeper, self._scheduling, self._receipting) if t]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await self._http_task

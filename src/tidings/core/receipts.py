@@ -145,7 +145,8 @@ class ReceiptSender:
                 retry_in = min(MAX_BACKOFF_MS, 1000 * 2**attempts)
                 dropped = await self.store.receipts_failed(receipt_ids, retry_in, self.max_attempts)
                 if dropped:
-                    log.warning("dropped %d receipts for %s after retries", dropped, url)
+                    host = urllib.parse.urlsplit(url).hostname
+                    log.warning("dropped %d receipts for host %s after retries", dropped, host)
         return delivered
 
     async def _post(self, app_id: str, url: str, group: Sequence[Receipt]) -> bool:
@@ -178,6 +179,6 @@ class ReceiptSender:
                 target, content=body.encode(), headers=headers, extensions=extensions
             )
         except httpx.HTTPError as exc:
-            log.info("receipt POST to %s failed: %s", url, exc)
+            log.info("receipt POST to host %s failed: %s", host, type(exc).__name__)
             return False
         return 200 <= response.status_code < 300

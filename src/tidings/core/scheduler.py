@@ -42,11 +42,15 @@ class Scheduler:
         while True:
             due = await self.store.due_jobs(100)
             if not due:
+                if count:
+                    log.info("fired %d scheduled jobs", count)
                 return count
             for job_id in due:
                 if await self._fire(job_id):
                     count += 1
             if len(due) < 100:
+                if count:
+                    log.info("fired %d scheduled jobs", count)
                 return count
 
     async def _fire(self, job_id: str) -> bool:
@@ -64,5 +68,4 @@ class Scheduler:
             await self.bus.publish(LogAppended(message.app_id))
         elif fired.result is not None and fired.result.reg_ids:
             await self.bus.publish(InboxChanged(fired.result.reg_ids))
-        log.info("fired scheduled job %s", job_id)
         return True
