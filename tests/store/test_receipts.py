@@ -65,3 +65,16 @@ async def test_claims_lease_retry_and_drop(store: Store) -> None:
     assert key.startswith("whsec_") and await store.receipt_key(app_id) == key
     other = await store.create_app("Other", "com.example.other")
     assert await store.receipt_key(other.app.app_id) != key
+
+
+async def test_expired_undelivered_messages_get_a_receipt(store: Store) -> None:
+    clock = store.clock
+    assert isinstance(clock, ManualClock)
+    app_id, regs = await _app_and_devices(store, 2)
+    m = _with_callback(store, app_id, TargetKind.REGID, types="1024")
+    await store.send_unicast(m, regs)
+    await store.ack([(regs[0], 1, m.msg_id)])
+    clock.advance(60_000)  # the message's time to live
+    assert await store.sweep_expired() == (1, 1)
+    [r] = await store.claim_receipts()
+    assert (r.type, r.targets, r.msg_id) == (1024, regs[1], m.msg_id)

@@ -556,9 +556,18 @@ def topic_members(
 
 
 def sweep_expired(tx: Tx, now: int) -> tuple[int, int]:
-    """Delete expired inbox entries and messages; return how many of each."""
-    tx.execute("DELETE FROM inbox WHERE expires_at <= ?", (now,))
-    inbox = tx.rowcount()
+    """Delete expired inbox entries and messages; return how many of each.
+
+    Messages that expired undelivered on some devices get a receipt (type 1024) if they asked.
+    """
+    rows = tx.all("DELETE FROM inbox WHERE expires_at <= ? RETURNING msg_id, reg_id", (now,))
+    inbox = len(rows)
+    expired: dict[str, list[str]] = {}
+    for msg_id, reg_id in rows:
+        if msg_id is not None:
+            expired.setdefault(msg_id, []).append(reg_id)
+    if expired:
+        ops_stats.record_expired(tx, expired, now)
     tx.execute("DELETE FROM messages WHERE expires_at <= ?", (now,))
     return inbox, tx.rowcount()
 

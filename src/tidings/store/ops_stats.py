@@ -177,6 +177,29 @@ def record_delivered(tx: Tx, delivered: Mapping[str, Sequence[str]], now: int) -
         bump_daily(tx, app_id, day, {"received": n, f"received_{category}": n})
 
 
+def record_expired(tx: Tx, expired: Mapping[str, Sequence[str]], now: int) -> None:
+    """Messages whose time to live ran out before these devices got them (receipt type 1024)."""
+    ids = list(expired)
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        rows = tx.all(
+            "SELECT msg_id, app_id, callback_url, callback_param, callback_type, jobkey"
+            f" FROM message_stats WHERE msg_id IN ({','.join('?' * len(part))})"
+            " AND callback_url IS NOT NULL",
+            tuple(part),
+        )
+        for msg_id, app_id, url, param, types, jobkey in rows:
+            ops_receipts.add_receipt(
+                tx,
+                app_id,
+                msg_id,
+                ops_receipts.EXPIRED,
+                expired[msg_id],
+                now,
+                (url, param, int(types), jobkey),
+            )
+
+
 def record_click(tx: Tx, app_id: str, reg_id: str, msg_id: str, now: int) -> bool:
     """Count a device's first click on a message of its app; repeated clicks count once."""
     row = tx.one(
