@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,29 @@ async def test_channels_and_quota_per_category(tmp_path: Path) -> None:
         for _ in range(3):  # private: no quota
             assert await call(code_of, s, "/v3/message/regid", **im) == 0
         await phone.wait_for(6)
+        # multi-message endpoints report over-quota entries per channel instead of 200001
+        entries = [
+            {"target": phone.reg_id, "message": {"title": "d", "description": "d"}},
+            {
+                "target": phone.reg_id,
+                "message": {"title": "n", "description": "d", "extra": {"channel_id": "news"}},
+            },
+            {
+                "target": phone.reg_id,
+                "message": {"title": "p", "description": "d", "extra": {"channel_id": "im"}},
+            },
+        ]
+        r = await call(
+            _post,
+            s,
+            "/v2/multi_messages/regids",
+            messages=json.dumps(entries),
+            restricted_package_name=PKG,
+        )
+        assert r.code == 0 and r.data.channel_exceed_quota == {"default": 1, "news": 1}
+        assert len(r.data.ids) == 1
+        await phone.wait_for(7)
+        assert phone.messages[-1].title == "p"
         assert await call(code_of, s, "/v1/channel/discard", channel_id="im") == 0
         assert await call(code_of, s, "/v3/message/regid", **im) == 27001
         await phone.stop()

@@ -124,6 +124,7 @@ def _multi(kind: TargetKind) -> Handler:
             raise ApiError(codes.ILLEGAL_PARAM, f"at most {s.max_targets} messages per request")
         now = api.sender.now()
         planned = []
+        over_quota: dict[str, int] = {}  # channel -> entries refused by its daily quota
         for entry in entries:  # check everything before storing anything
             if not isinstance(entry, dict) or not isinstance(entry.get("target"), str):
                 raise ApiError(codes.ILLEGAL_PARAM, "each entry needs a string target")
@@ -140,7 +141,14 @@ def _multi(kind: TargetKind) -> Handler:
             draft = read_message(
                 fields, ttl_default=s.ttl_default_ms, ttl_max=s.ttl_max_ms, now=now
             )
-            await check_quota(api.store, call.app, draft, s.daily_quota_floor)
+            try:
+                await check_quota(api.store, call.app, draft, s.daily_quota_floor)
+            except ApiError as err:  # reported per channel, as Mi Push does, not as 200001
+                if err.code != codes.QUOTA_EXCEEDED:
+                    raise
+                channel = draft.notification.extra.get("channel_id") or "default"
+                over_quota[channel] = over_quota.get(channel, 0) + 1
+                continue
             planned.append((entry["target"], draft))
         built = [(draft.message(call.app, kind, now), target, draft) for target, draft in planned]
         jobs = [ScheduledJob(m, (t,), d.store) for m, t, d in built if d.send_at is not None]
@@ -159,11 +167,15 @@ def _multi(kind: TargetKind) -> Handler:
         sent_ids = [m.msg_id for m, _, d in built if d.send_at is not None or accepted(m.msg_id)]
         bad = [t for m, t, _ in messages if not accepted(m.msg_id)]
         data: dict[str, Any] = {_BAD_FIELD[kind]: ",".join(bad)} if bad else {}
-        if not sent_ids:
+        if over_quota:
+            data["channel_exceed_quota"] = over_quota
+        if not sent_ids and not over_quota:
             raise ApiError(codes.SEND_FAILED, "no valid target", data)
-        data.update(id=sent_ids[0], ids=sent_ids)
+        if sent_ids:
+            data["id"] = sent_ids[0]
+        data["ids"] = sent_ids
         return envelope(
-            0, data, info=f"Received push messages for {len(planned)} {_INFO_NAMES[kind]}"
+            0, data, info=f"Received push messages for {len(entries)} {_INFO_NAMES[kind]}"
         )
 
     return send_multi
