@@ -39,7 +39,7 @@ def describe() -> dict[str, object]:
     return {
         "cpu_model": _cpu_model(),
         "cores": os.cpu_count() or 0,
-        "usable_cpus": sorted(usable_cpus()),
+        "usable_cpus": sorted(_STARTING_CPUS),
         "ram_gib": round(ram / 1024 / 1024, 1),
         "kernel": platform.release(),
         "os": platform.platform(),
@@ -57,9 +57,28 @@ def usable_cpus() -> set[int]:
         return set(range(os.cpu_count() or 1))
 
 
+_STARTING_CPUS = frozenset(usable_cpus())  # before this process pins itself
+
+
 def pinning_enabled() -> bool:
-    cpus = usable_cpus()
-    return SERVER_CPU in cpus and LOADGEN_CPU in cpus
+    return SERVER_CPU in _STARTING_CPUS and LOADGEN_CPU in _STARTING_CPUS
+
+
+def busy_cpu_seconds() -> float:
+    """Non-idle CPU time of the whole machine since boot (all CPUs), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process and of its waited-for children (servers, generators)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def raise_nofile() -> None:

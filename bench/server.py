@@ -52,21 +52,40 @@ class Server:
 
     def create_app(self, package: str = "com.bench.app") -> dict[str, str]:
         out = subprocess.run(
-            [*_tidings_cmd(), "app", "create", "--data-dir", str(self.data_dir),
-             "--name", "B", "--package", package],
-            check=True, capture_output=True, timeout=60,
+            [
+                *_tidings_cmd(),
+                "app",
+                "create",
+                "--data-dir",
+                str(self.data_dir),
+                "--name",
+                "B",
+                "--package",
+                package,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         self.app = json.loads(out.stdout)
         return self.app
 
     def start(self, timeout: float = 30.0) -> None:
-        env = {**os.environ, "TIDINGS_HOST": "127.0.0.1", "TIDINGS_PORT": "0",
-               "TIDINGS_GATEWAY_PORT": "0", "TIDINGS_DATA_DIR": str(self.data_dir)}
+        env = {
+            **os.environ,
+            "TIDINGS_HOST": "127.0.0.1",
+            "TIDINGS_PORT": "0",
+            "TIDINGS_GATEWAY_PORT": "0",
+            "TIDINGS_DATA_DIR": str(self.data_dir),
+        }
         out_path, err_path = self.dir / "stdout.log", self.dir / "stderr.log"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [*_tidings_cmd(), "serve", "--log-level", "warning"],
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=env,
                 preexec_fn=machine.server_preexec,
             )
         deadline = time.monotonic() + timeout
@@ -78,8 +97,9 @@ class Server:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
+        tail = self.stderr_tail()
         self.stop()
-        raise RuntimeError(f"server did not start; stderr:\n{self.stderr_tail()}")
+        raise RuntimeError(f"server did not start; stderr:\n{tail}")
 
     def stderr_tail(self, lines: int = 20) -> str:
         try:

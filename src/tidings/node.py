@@ -26,6 +26,8 @@ from tidings.api.sender_app import SenderApp
 from tidings.bus.local import LocalBus
 from tidings.clock import Clock
 from tidings.compliance.moderation import ReviewService
+from tidings.core.receipts import ReceiptSender
+from tidings.core.scheduler import Scheduler
 from tidings.core.sending import SendService
 from tidings.errors import TidingsError
 from tidings.gateway.hub import Hub
@@ -61,14 +63,24 @@ class Node:
         self.gateway = Gateway(self.hub, settings)
         self.sender = SendService(self.store, self.bus)
         self.review = ReviewService(self.store, self.bus)
+        self.scheduler = Scheduler(self.store, self.bus, self.sender, settings.schedule_poll_s)
+        self.receipts = ReceiptSender(
+            self.store,
+            interval_s=settings.receipt_interval_s,
+            timeout_s=settings.receipt_timeout_s,
+            max_attempts=settings.receipt_max_attempts,
+            allow_private=settings.receipt_allow_private,
+        )
         self.api_port = 0
         self.gateway_port = 0
         self._http: _Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._scheduling: asyncio.Task[None] | None = None
+        self._receipting: asyncio.Task[None] | None = None
 
     def asgi_app(self) -> SenderApp:
-        api = MiPushApi(self.store, self.sender, self.settings, self.review)
+        api = MiPushApi(self.store, self.sender, self.settings, self.review, online=self._online)
 
         async def health(request: Request) -> JSONResponse:
             return JSONResponse(
@@ -88,6 +100,11 @@ class Node:
             exception_handlers=dict(ERROR_HANDLERS),
         )
         return SenderApp(api, rest)
+
+    def _online(self, reg_id: str) -> bool:
+        """Presence: the device is connected to this node's gateway now."""
+        slot = self.hub.slots.get(reg_id)
+        return slot is not None and not slot.link.closed
 
     async def start(self) -> None:
         s = self.settings
@@ -116,15 +133,20 @@ class Node:
                 raise TidingsError("HTTP server stopped during start")
             await asyncio.sleep(0.01)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired())
+        self._scheduling = asyncio.get_running_loop().create_task(self.scheduler.run())
+        self._receipting = asyncio.get_running_loop().create_task(self.receipts.run())
 
     async def stop(self) -> None:
-        if self._sweeper:
-            self._sweeper.cancel()
+        background = [t for t in (self._sweeper, self._scheduling, self._receipting) if t]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await self._http_task
         await self.gateway.close()
         await self.hub.close()
+        await self.receipts.close()
         await self.bus.close()
         await self.store.close()
 
@@ -135,6 +157,9 @@ class Node:
                 inbox, messages = await self.store.sweep_expired()
                 if inbox or messages:
                     log.info("expired: %d inbox entries, %d messages", inbox, messages)
+                traces = await self.store.sweep_stats(self.settings.stats_retention_days)
+                if traces:
+                    log.info("expired: %d message traces", traces)
             except TidingsError as exc:
                 log.warning("expiry sweep failed: %s", exc)
 

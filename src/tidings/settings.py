@@ -53,6 +53,22 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Operator token for the /admin endpoints (review queue); empty disables them.",
     ),
+    Setting(
+        "daily_quota_floor",
+        10_000,
+        "Smallest quota base: an app's daily quota is its device count (at least this) times the"
+        " category's factor (default 1, public 2, private unlimited).",
+    ),
+    Setting("stats_retention_days", 90, "Days a message's trace is kept after it was sent."),
+    Setting("schedule_poll_s", 0.25, "Seconds between looks for scheduled sends that are due."),
+    Setting("receipt_interval_s", 1.0, "Seconds between batches of receipts to extra.callback."),
+    Setting("receipt_timeout_s", 5.0, "Seconds a receipt callback may take to answer."),
+    Setting("receipt_max_attempts", 8, "Failed deliveries of a receipt before it is dropped."),
+    Setting(
+        "receipt_allow_private",
+        False,
+        "Allow receipt callbacks to loopback, private and link-local addresses (tests only).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -15,7 +15,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from tidings import settings
-from tidings.client.device import AppConfig, CommandResult, DeviceClient, PushMessage
+from tidings.client.device import AppConfig, CommandResult, DeviceClient, PushMessage, Revoke
 from tidings.clock import Clock
 from tidings.core.models import NewApp
 from tidings.node import Node
@@ -67,6 +67,7 @@ class Phone:
         self.messages: list[PushMessage] = []
         self.results: list[CommandResult] = []
         self.resyncs = 0
+        self.revokes: list[Revoke] = []
         self.errors: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
         self.client = DeviceClient(
@@ -77,6 +78,7 @@ class Phone:
             on_command_result=self._result,
             on_resync=self._resync,
             on_error=self.errors.append,
+            on_revoke=self._revoked,
             backoff_base=0.05,
             backoff_max=0.5,
         )
@@ -90,6 +92,10 @@ class Phone:
 
     def _result(self, res: CommandResult) -> None:
         self.results.append(res)
+        self._changed.set()
+
+    def _revoked(self, revoke: Revoke) -> None:
+        self.revokes.append(revoke)
         self._changed.set()
 
     def _resync(self, app_id: str) -> None:

@@ -122,6 +122,12 @@ def test_cli_bad_input(tmp_path: Path, server: Server) -> None:  # noqa: F811
     }
     dup = run("app", "create", "--data-dir", data, "--name", "X", "--package", "com.a.b")
     assert dup.returncode == 1 and "already exists" in dup.stderr
+    app_id = json.loads(ok.stdout)["app_id"]
+    key = run("app", "receipt-key", "--data-dir", data, app_id)
+    assert key.returncode == 0 and json.loads(key.stdout)["receipt_key"].startswith("whsec_")
+    again = run("app", "receipt-key", "--data-dir", data, app_id)
+    assert json.loads(again.stdout) == json.loads(key.stdout)  # stable until rotated
+    assert run("app", "receipt-key", "--data-dir", data, "0000000000000").returncode == 1
     assert (
         run(
             "send",

@@ -42,7 +42,7 @@ async def test_gated_app_needs_consent_then_withdrawal_stops_everything(node: No
     phone = await Phone(node, app, topics=["news"]).start()  # registered, no consent yet
     first = await send(node, app, "regid", phone.reg_id, title="before consent")
     await send(node, app, "topic", "news", title="broadcast before consent")
-    assert await node.store.message_stats(first) == {"filtered_consent": 1}
+    assert await node.store.message_counters(first) == {"filtered_consent": 1}
 
     result = await phone.client.agree(app.app.app_id, "v1")
     assert (result.code, result.agreed, result.version) == (0, True, "v1")
@@ -57,7 +57,7 @@ async def test_gated_app_needs_consent_then_withdrawal_stops_everything(node: No
     await send(node, app, "topic", "news", title="broadcast after withdrawal")
     await asyncio.sleep(0.5)
     assert len(phone.messages) == 2  # 0 of the 1,000 arrived
-    stats = [await node.store.message_stats(i) for i in ids[:5] + ids[-5:]]
+    stats = [await node.store.message_counters(i) for i in ids[:5] + ids[-5:]]
     assert all(s == {"filtered_consent": 1} for s in stats)
 
     records = await consent.history(node.store, app.app.app_id, phone.reg_id)

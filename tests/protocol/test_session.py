@@ -268,3 +268,14 @@ def test_bad_consent_frames_get_errors(frame: str) -> None:
     (err,) = frames(s)
     assert err["messageType"] == "error" and err["req"] == "1"
     assert err["code"] in (codes.BAD_FRAME, codes.NOT_REGISTERED)
+
+
+def test_revoke_frames_only_for_apps_registered_here() -> None:
+    s = registered("R1")
+    s.revoke("R1", 7)
+    s.revoke("R2", 8)  # not registered on this connection: nothing
+    assert frames(s) == [{"messageType": "revoke", "reg_id": "R1", "notify_id": 7}]
+    s.close(1000, "bye")
+    s.frames_to_send()
+    s.revoke("R1", 9)  # closed: nothing
+    assert frames(s) == []

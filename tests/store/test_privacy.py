@@ -47,18 +47,18 @@ async def test_gating_at_send_and_delivery_time_with_stats(store: Store) -> None
     m = _msg(store, a)
     res = await store.send_unicast(m, [yes, no])
     assert res.reg_ids == (yes,) and res.filtered == (no,)
-    assert await store.message_stats(m.msg_id) == {"filtered_consent": 1}
+    assert await store.message_counters(m.msg_id) == {"filtered_consent": 1}
     assert await store.pending(no) == []
     # withdrawal drops what is queued and counts it
     assert len(await store.pending(yes)) == 1
     await consent.withdraw(store, yes)
     assert await store.pending(yes) == []
-    assert await store.message_stats(m.msg_id) == {"filtered_consent": 2}
+    assert await store.message_counters(m.msg_id) == {"filtered_consent": 2}
     # broadcasts: catch-up skips the unconsented device for good
     b = _msg(store, a, TargetKind.ALL)
     await store.append_log(b)
     assert await store.catch_up(a, [yes, no]) == {}
-    assert await store.message_stats(b.msg_id) == {"filtered_consent": 2}
+    assert await store.message_counters(b.msg_id) == {"filtered_consent": 2}
     await consent.agree(store, no, "v1")
     assert await store.catch_up(a, [no]) == {}  # the cursor moved on: no late delivery
     assert await store.pending(no) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import urllib.parse
 from typing import Any
 
 from tidings import ids
@@ -62,6 +63,10 @@ RESERVED_EXTRAS = frozenset(
         "show-content",
     )
 )
+MAX_CALLBACK_URL = 512
+MAX_CALLBACK_PARAM = 64  # bytes
+MAX_SCHEDULE_AHEAD_MS = 7 * 86_400_000  # time_to_send: at most 7 days ahead
+IMMEDIATE_MS = 1000  # a time_to_send less than this far ahead is sent at once
 RESERVED_PREFIXES = ("notification_style_button_", "notification_small_icon_", "apsAlert-")
 
 
@@ -72,6 +77,7 @@ class Draft:
     notification: Notification
     ttl_ms: int
     store: bool  # False for TTL 0 and extra.only_send_once=1: online now or never
+    send_at: int | None = None  # time_to_send in the future: a scheduled job
 
     def message(
         self,
@@ -87,8 +93,8 @@ class Draft:
             app_id=app.app_id,
             kind=kind,
             notification=self.notification,
-            created_at=now,
-            expires_at=now + self.ttl_ms,
+            created_at=self.send_at or now,  # a scheduled message is dated when it fires
+            expires_at=(self.send_at or now) + self.ttl_ms,
             topics=topics,
             topic_op=topic_op,
         )
@@ -142,7 +148,30 @@ def read_extras(fields: dict[str, Any]) -> dict[str, str]:
         )
     if extra.get("only_send_once", "0") not in ("0", "1"):
         raise ApiError(codes.ILLEGAL_PARAM, "extra.only_send_once must be 0 or 1")
+    _check_callback(extra)
     return extra
+
+
+def _check_callback(extra: dict[str, str]) -> None:
+    """``extra.callback``: an http(s) URL; ``callback.param`` ≤ 64 bytes; ``callback.type`` a mask.
+
+    Where the URL points (private addresses, DNS rebinding) is checked when receipts are sent.
+    """
+    url = extra.get("callback")
+    if url is None:
+        return
+    if len(url) > MAX_CALLBACK_URL:
+        raise ApiError(codes.CALLBACK_URL_TOO_LONG, f"extra.callback over {MAX_CALLBACK_URL}")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise ApiError(codes.BAD_CALLBACK_URL, "extra.callback is not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+        raise ApiError(codes.BAD_CALLBACK_URL, "extra.callback must be an http(s) URL")
+    if len(extra.get("callback.param", "").encode()) > MAX_CALLBACK_PARAM:
+        raise ApiError(codes.CALLBACK_PARAM_TOO_LONG, "extra.callback.param over 64 bytes")
+    _int(extra.get("callback.type"), "extra.callback.type", 0, 2**31 - 1)
 
 
 def read_message(fields: dict[str, Any], *, ttl_default: int, ttl_max: int, now: int) -> Draft:
@@ -152,8 +181,10 @@ def read_message(fields: dict[str, Any], *, ttl_default: int, ttl_max: int, now:
     notify_id = _int(fields.get("notify_id"), "notify_id", 0, 2**31 - 1)
     ttl = _int(fields.get("time_to_live"), "time_to_live", 0, ttl_max, ttl_default)
     send_at = _int(fields.get("time_to_send"), "time_to_send", 0, 2**63 - 1)
-    if send_at is not None and send_at > now + 1000:
-        raise ApiError(codes.ILLEGAL_PARAM, "time_to_send (scheduled sends) is not supported yet")
+    if send_at is not None and send_at > now + MAX_SCHEDULE_AHEAD_MS:
+        raise ApiError(codes.ILLEGAL_PARAM, "time_to_send is more than 7 days ahead")
+    if send_at is not None and send_at <= now + IMMEDIATE_MS:
+        send_at = None  # now or in the past: send at once
     title = str(fields.get("title") or "")
     description = str(fields.get("description") or "")
     payload = str(fields.get("payload") or "")
@@ -187,7 +218,7 @@ def read_message(fields: dict[str, Any], *, ttl_default: int, ttl_max: int, now:
         extra=extra,
     )
     store = ttl > 0 and extra.get("only_send_once") != "1"
-    return Draft(note, ttl, store)
+    return Draft(note, ttl, store, send_at)
 
 
 def fields_from_params(params: Params) -> dict[str, Any]:

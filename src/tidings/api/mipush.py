@@ -18,19 +18,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tidings import ids
-from tidings.api import codes
+from tidings.api import channels, codes, devices, jobs, revoke, trace
+from tidings.api.call import Call, Handler, check_target, envelope
+from tidings.api.channels import check_quota
 from tidings.api.message_form import (
-    Draft,
     check_package,
     fields_from_json,
-    fields_from_params,
     read_message,
 )
 from tidings.api.params import MAX_BODY, Params
 from tidings.compliance.models import Verdict
 from tidings.compliance.moderation import ReviewService
-from tidings.core import limits
-from tidings.core.models import App, Message, TargetKind, TopicOp, UnicastResult
+from tidings.core.models import App, Message, ScheduledJob, TargetKind, TopicOp
 from tidings.core.sending import SendService
 from tidings.errors import ApiError, StoreError, StoreUnavailable
 from tidings.settings import Settings
@@ -39,86 +38,7 @@ from tidings.store.store import Store
 log = logging.getLogger("tidings.api")
 
 ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
-TOPIC_SEP = ";$;"
-MAX_REGID = 256
 AUTH_CACHE_SIZE = 10_000
-
-Handler = Callable[["Call"], Awaitable[dict[str, Any]]]
-
-
-def envelope(
-    code: int, data: dict[str, Any] | None = None, reason: str = "", info: str = ""
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "result": "ok" if code == 0 else "error",
-        "code": code,
-        "description": codes.describe(code),
-        "trace_id": ids.trace_id(),
-    }
-    if data is not None:
-        body["data"] = data
-    if info:
-        body["info"] = info
-    if reason:
-        body["reason"] = reason
-    return body
-
-
-class Call:
-    """One authenticated request: the app, its parameters and the services."""
-
-    def __init__(self, api: MiPushApi, app: App, params: Params, path: str) -> None:
-        self.api = api
-        self.app = app
-        self.params = params
-        self.path = path
-
-    def packages(self) -> list[str]:
-        return self.params.list("restricted_package_name")
-
-    def draft(self) -> Draft:
-        s = self.api.settings
-        check_package(self.app, self.packages(), several_allowed=not self.path.startswith("/v2/"))
-        return read_message(
-            fields_from_params(self.params),
-            ttl_default=s.ttl_default_ms,
-            ttl_max=s.ttl_max_ms,
-            now=self.api.sender.now(),
-        )
-
-    def targets(self, kind: TargetKind, *names: str) -> list[str]:
-        values = self.params.list(*names)
-        if not values:
-            raise ApiError(codes.MISSING_PARAM, f"{names[0]} is required")
-        if len(values) > self.api.settings.max_targets:
-            raise ApiError(
-                codes.ILLEGAL_PARAM, f"at most {self.api.settings.max_targets} targets per request"
-            )
-        for value in values:
-            check_target(kind, value)
-        return values
-
-    def topic(self, name: str = "topic") -> str:
-        topic = self.params.get(name)
-        if topic is None or not topic.strip():
-            raise ApiError(codes.TOPIC_EMPTY, f"{name} is required")
-        problem = limits.check_topic(topic)
-        if problem:
-            raise ApiError(*problem)
-        return topic
-
-
-def check_target(kind: TargetKind, value: str) -> None:
-    if kind is TargetKind.ALIAS:
-        problem = limits.check_alias(value)
-    elif kind is TargetKind.ACCOUNT:
-        problem = limits.check_account(value)
-    else:
-        problem = (
-            (codes.ILLEGAL_PARAM, "registration_id is too long") if len(value) > MAX_REGID else None
-        )
-    if problem:
-        raise ApiError(*problem)
 
 
 _INFO_NAMES = {
@@ -152,18 +72,23 @@ async def _review(call: Call, message: Message, targets: list[str]) -> dict[str,
 async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, Any]:
     targets = call.targets(kind, *names)
     draft = call.draft()
+    await check_quota(call.api.store, call.app, draft, call.api.settings.daily_quota_floor)
     message = draft.message(call.app, kind, call.api.sender.now())
     held = await _review(call, message, targets)
     if held is not None:
         return held
+    info = f"Received push messages for {len(targets)} {_INFO_NAMES[kind]}"
+    if draft.send_at is not None:  # targets are resolved when the job fires
+        await call.api.sender.schedule([ScheduledJob(message, tuple(targets), draft.store)])
+        return envelope(0, {"id": message.msg_id}, info=info)
     result = await call.api.sender.unicast(message, targets, durable=draft.store)
     data: dict[str, Any] = {}
     if result.bad_targets:
         data[_BAD_FIELD[kind]] = ",".join(result.bad_targets)
-    if not result.reg_ids and not result.filtered:  # filtered devices count as accepted
+    if not (result.reg_ids or result.filtered or result.unmatched):  # filtered count as accepted
         raise ApiError(codes.SEND_FAILED, "no valid target", data)
     data["id"] = message.msg_id
-    return envelope(0, data, info=f"Received push messages for {len(targets)} {_INFO_NAMES[kind]}")
+    return envelope(0, data, info=info)
 
 
 async def send_regid(call: Call) -> dict[str, Any]:
@@ -182,11 +107,15 @@ async def _broadcast(
     call: Call, kind: TargetKind, topics: tuple[str, ...] = (), op: TopicOp = TopicOp.UNION
 ) -> dict[str, Any]:
     draft = call.draft()
+    await check_quota(call.api.store, call.app, draft, call.api.settings.daily_quota_floor)
     message = draft.message(call.app, kind, call.api.sender.now(), topics, op)
     held = await _review(call, message, [])
     if held is not None:
         return held
-    await call.api.sender.broadcast(message, durable=draft.store)
+    if draft.send_at is not None:
+        await call.api.sender.schedule([ScheduledJob(message, (), draft.store)])
+    else:
+        await call.api.sender.broadcast(message, durable=draft.store)
     audience = f"{len(topics)} TOPIC" if topics else "ALL"
     return envelope(0, {"id": message.msg_id}, info=f"Received push messages for {audience}")
 
@@ -196,23 +125,7 @@ async def send_topic(call: Call) -> dict[str, Any]:
 
 
 async def send_multi_topic(call: Call) -> dict[str, Any]:
-    raw = call.params.get("topics")
-    if raw is None or not raw.strip():
-        raise ApiError(codes.TOPIC_EMPTY, "topics is required")
-    topics = tuple(t for t in raw.split(TOPIC_SEP))
-    if len(topics) > limits.MAX_TOPICS:
-        raise ApiError(codes.TOO_MANY_TOPICS, f"at most {limits.MAX_TOPICS} topics")
-    for topic in topics:
-        problem = limits.check_topic(topic)
-        if problem:
-            raise ApiError(*problem)
-    op_name = (call.params.get("topic_op") or "UNION").upper()
-    try:
-        op = TopicOp(op_name)
-    except ValueError:
-        raise ApiError(
-            codes.ILLEGAL_PARAM, "topic_op must be UNION, INTERSECTION or EXCEPT"
-        ) from None
+    topics, op = call.topic_expression()
     if len(topics) == 1:
         return await _broadcast(call, TargetKind.TOPIC, topics)
     return await _broadcast(call, TargetKind.MULTI_TOPIC, topics, op)
@@ -238,11 +151,14 @@ def _multi(kind: TargetKind) -> Handler:
             raise ApiError(codes.ILLEGAL_PARAM, f"at most {s.max_targets} messages per request")
         now = api.sender.now()
         planned = []
+        over_quota: dict[str, int] = {}  # channel -> entries refused by its daily quota
         for entry in entries:  # check everything before storing anything
             if not isinstance(entry, dict) or not isinstance(entry.get("target"), str):
                 raise ApiError(codes.ILLEGAL_PARAM, "each entry needs a string target")
             check_target(kind, entry["target"])
             fields = fields_from_json(entry.get("message"))
+            if fields.get("time_to_send") in (None, "") and call.params.get("time_to_send"):
+                fields["time_to_send"] = call.params.get("time_to_send")
             pkgs = fields.get("restricted_package_name") or call.packages()
             check_package(
                 call.app,
@@ -252,55 +168,66 @@ def _multi(kind: TargetKind) -> Handler:
             draft = read_message(
                 fields, ttl_default=s.ttl_default_ms, ttl_max=s.ttl_max_ms, now=now
             )
+            try:
+                await check_quota(api.store, call.app, draft, s.daily_quota_floor)
+            except ApiError as err:  # reported per channel, as Mi Push does, not as 200001
+                if err.code != codes.QUOTA_EXCEEDED:
+                    raise
+                channel = draft.notification.extra.get("channel_id") or "default"
+                over_quota[channel] = over_quota.get(channel, 0) + 1
+                continue
             planned.append((entry["target"], draft))
-        messages = [
-            (draft.message(call.app, kind, now), target, draft.store) for target, draft in planned
-        ]
+        built = [(draft.message(call.app, kind, now), target, draft) for target, draft in planned]
+        held_ids: list[str] = []
         if api.review is not None:  # all decided before anything is stored
-            decisions = [await api.review.evaluate(m, [t]) for m, t, _ in messages]
+            decisions = [await api.review.evaluate(m, [t]) for m, t, _ in built]
             for i, d in enumerate(decisions):
                 if d is not None and d.verdict is Verdict.REJECT:
-                    await api.review.record(messages[i][0], [messages[i][1]], d)
+                    await api.review.record(built[i][0], [built[i][1]], d)
                     raise ApiError(
                         codes.CONTENT_REJECTED, f"content rejected: {d.code} (message {i})"
                     )
-            for (m, t, _), d in zip(messages, decisions, strict=True):
+            for (m, t, _), d in zip(built, decisions, strict=True):
                 await api.review.record(m, [t], d)
             held_ids = [
                 m.msg_id
-                for (m, _, _), d in zip(messages, decisions, strict=True)
+                for (m, _, _), d in zip(built, decisions, strict=True)
                 if d is not None and d.verdict is Verdict.HOLD
             ]
-            messages = [x for x in messages if x[0].msg_id not in held_ids]
-        else:
-            held_ids = []
+            built = [x for x in built if x[0].msg_id not in held_ids]
+        jobs = [ScheduledJob(m, (t,), d.store) for m, t, d in built if d.send_at is not None]
+        messages = [(m, t, d.store) for m, t, d in built if d.send_at is None]
         durable = [(m, [t]) for m, t, keep in messages if keep]
-        results = dict(
-            zip(
-                [m.msg_id for m, _ in durable], await api.sender.unicast_batch(durable), strict=True
-            )
-        )
+        batch = await api.sender.unicast_batch_and_schedule(durable, jobs)
+        results = dict(zip([m.msg_id for m, _ in durable], batch, strict=True))
         for m, t, keep in messages:
             if not keep:
                 results[m.msg_id] = await api.sender.unicast(m, [t], durable=False)
-        sent_ids = [m.msg_id for m, _, _ in messages if _accepted(results[m.msg_id])]
+
+        # scheduled entries resolve their target when they fire: they count as accepted, and so
+        # do known targets left out by consent or by the message's device filters
+        def accepted(msg_id: str) -> bool:
+            r = results[msg_id]
+            return bool(r.reg_ids or r.filtered or r.unmatched)
+
+        sent_ids = [m.msg_id for m, _, d in built if d.send_at is not None or accepted(m.msg_id)]
         sent_ids += held_ids
-        bad = [t for m, t, _ in messages if not _accepted(results[m.msg_id])]
+        bad = [t for m, t, _ in messages if not accepted(m.msg_id)]
         data: dict[str, Any] = {_BAD_FIELD[kind]: ",".join(bad)} if bad else {}
         if held_ids:
             data["held_ids"] = held_ids
-        if not sent_ids:
+        if over_quota:
+            data["channel_exceed_quota"] = over_quota
+        if not sent_ids and not over_quota:
             raise ApiError(codes.SEND_FAILED, "no valid target", data)
-        data.update(id=sent_ids[0], ids=sent_ids)
+        if sent_ids:
+            data["id"] = sent_ids[0]
+        data["ids"] = sent_ids
         return envelope(
-            0, data, info=f"Received push messages for {len(planned)} {_INFO_NAMES[kind]}"
+            0, data, info=f"Received push messages for {len(entries)} {_INFO_NAMES[kind]}"
         )
 
     return send_multi
-
-
-def _accepted(result: UnicastResult) -> bool:
-    return bool(result.reg_ids or result.filtered)
 
 
 def _subscription(by_alias: bool, on: bool) -> Handler:
@@ -343,6 +270,11 @@ ROUTES: dict[str, Handler] = {
     "/v2/topic/unsubscribe": _subscription(by_alias=False, on=False),
     "/v2/topic/subscribe/alias": _subscription(by_alias=True, on=True),
     "/v2/topic/unsubscribe/alias": _subscription(by_alias=True, on=False),
+    **trace.ROUTES,
+    **devices.ROUTES,
+    **jobs.ROUTES,
+    **revoke.ROUTES,
+    **channels.ROUTES,
 }
 
 
@@ -353,11 +285,13 @@ class MiPushApi:
         sender: SendService,
         settings: Settings,
         review: ReviewService | None = None,
+        online: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
         self.settings = settings
         self.review = review
+        self.online = online or (lambda reg_id: False)  # is the device connected right now
         # AppSecret digest -> (app, fetched at): saves a database read per request
         self._apps: dict[str, tuple[App, float]] = {}
 

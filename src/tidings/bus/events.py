@@ -39,4 +39,21 @@ class Ephemeral:
     topic_op: TopicOp = TopicOp.UNION
 
 
-BusEvent = InboxChanged | LogAppended | Ephemeral
+@dataclasses.dataclass(frozen=True)
+class Revoked:
+    """Take down the notification shown in slot ``notify_id`` on the connected devices targeted.
+
+    ``reg_ids`` names the devices of a regId / alias / account revoke; for a topic revoke it is
+    empty and ``kind``, ``topics`` and ``topic_op`` select them. Not stored: devices offline now
+    do not get it.
+    """
+
+    app_id: str
+    notify_id: int
+    kind: TargetKind
+    reg_ids: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    topic_op: TopicOp = TopicOp.UNION
+
+
+BusEvent = InboxChanged | LogAppended | Ephemeral | Revoked

@@ -172,6 +172,31 @@ def app_create(
         raise click.ClickException(str(exc)) from exc
 
 
+@app.command("receipt-key")
+@click.option("--data-dir", default=None)
+@click.option("--database-url", default=None)
+@click.argument("app_id")
+def app_receipt_key(data_dir: str | None, database_url: str | None, app_id: str) -> None:
+    """Print the app's key for verifying signed receipts (Standard Webhooks ``whsec_…``)."""
+
+    async def go() -> dict[str, Any]:
+        from tidings.store.store import open_store
+
+        store = open_store(_store_conf(data_dir, database_url))
+        await store.start()
+        try:
+            if await store.app_by_id(app_id) is None:
+                raise click.ClickException(f"no app {app_id}")
+            return {"app_id": app_id, "receipt_key": await store.receipt_key(app_id)}
+        finally:
+            await store.close()
+
+    try:
+        _emit(asyncio.run(go()))
+    except TidingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @app.command("list")
 @click.option("--data-dir", default=None)
 @click.option("--database-url", default=None)

@@ -6,6 +6,7 @@ from tidings.client.device import (
     ConsentResult,
     DeviceClient,
     PushMessage,
+    Revoke,
 )
 from tidings.client.sender import SenderClient, SendError
 
@@ -15,6 +16,7 @@ __all__ = [
     "ConsentResult",
     "DeviceClient",
     "PushMessage",
+    "Revoke",
     "SendError",
     "SenderClient",
 ]

@@ -93,6 +93,14 @@ class RegistrationError(Exception):
         self.app_id, self.code, self.reason = app_id, code, reason
 
 
+@dataclasses.dataclass(frozen=True)
+class Revoke:
+    """The server recalled the notification shown in slot ``notify_id`` of an app."""
+
+    app_id: str
+    notify_id: int
+
+
 Callback = Callable[[Any], Awaitable[None] | None]
 
 
@@ -115,6 +123,7 @@ class DeviceClient:
         on_command_result: Callback | None = None,
         on_resync: Callback | None = None,
         on_error: Callback | None = None,
+        on_revoke: Callback | None = None,
         backoff_base: float = 0.2,
         backoff_max: float = 30.0,
     ) -> None:
@@ -126,6 +135,7 @@ class DeviceClient:
         self.on_command_result = on_command_result
         self.on_resync = on_resync
         self.on_error = on_error
+        self.on_revoke = on_revoke
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.apps: dict[str, AppConfig] = {}
@@ -295,6 +305,9 @@ class DeviceClient:
                         frame.get("reason", ""),
                     )
                 )
+        elif kind == "revoke":
+            revoke = Revoke(self._app_of(frame["reg_id"]), int(frame["notify_id"]))
+            await _call(self.on_revoke, revoke)
         elif kind == "error":
             refused = self._consents.pop(frame.get("req", ""), None)
             if refused is not None and not refused.done():

@@ -143,3 +143,86 @@ class UnicastResult:
     bad_targets: tuple[str, ...]
     dropped: int = 0
     filtered: tuple[str, ...] = ()  # known devices skipped for lack of a valid consent
+    unmatched: tuple[str, ...] = ()  # known devices the message's device filters left out
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageStats:
+    """The counters of one message (or of every message sharing a jobkey) behind the trace API."""
+
+    msg_id: str
+    kind: str
+    created_at: int
+    ttl_ms: int
+    raw_counter: int = 0
+    resolved: int = 0
+    invalid_target: int = 0
+    app_not_register: int = 0
+    device_condition_unmatch: int = 0
+    delivered: int = 0
+    click: int = 0
+    bar_closed: int = 0
+
+
+DAILY_COUNTERS = (
+    "single_recipients",
+    "broadcast_recipients",
+    "alias_recipients",
+    "useraccount_recipients",
+    "regid_recipients",
+    "received",
+    "click",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduledJob:
+    """A send with ``time_to_send``: the message (dated at its fire time) and its targets.
+
+    ``durable`` False is a TTL-0 / only_send_once message: when it fires it goes to whoever is
+    connected then, and nothing is stored.
+    """
+
+    message: Message
+    targets: tuple[str, ...] = ()
+    durable: bool = True
+
+    @property
+    def fire_at(self) -> int:
+        return self.message.created_at
+
+
+@dataclasses.dataclass(frozen=True)
+class FiredJob:
+    """A job the scheduler just claimed (and, when durable, committed as a normal send)."""
+
+    job: ScheduledJob
+    result: UnicastResult | None = None  # unicast sends only
+
+
+@dataclasses.dataclass(frozen=True)
+class Receipt:
+    """One queued receipt event for a message's ``extra.callback``."""
+
+    receipt_id: str
+    app_id: str
+    url: str
+    msg_id: str
+    type: int
+    targets: str  # comma-joined regIds (or the unknown targets, for type 16)
+    jobkey: str | None
+    param: str | None
+    at: int
+    attempts: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Channel:
+    """A notification channel of an app; ``category`` is ``public`` or ``private``."""
+
+    channel_id: str
+    name: str
+    description: str = ""
+    sound_url: str = ""
+    notify_type: int = -1
+    category: str = "public"

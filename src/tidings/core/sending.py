@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tidings.bus.base import Bus
-from tidings.bus.events import Ephemeral, InboxChanged, LogAppended
-from tidings.core.models import App, Message, TargetKind, TopicOp, UnicastResult
+from tidings.bus.events import Ephemeral, InboxChanged, LogAppended, Revoked
+from tidings.core.filters import DeviceFilter
+from tidings.core.models import App, Message, ScheduledJob, TargetKind, TopicOp, UnicastResult
 from tidings.store.store import Store
 
 
@@ -31,6 +32,10 @@ class SendService:
         regs, filtered = await self.store.consent_filter(message.app_id, known)
         if filtered:
             await self.store.count_filtered(message.msg_id, message.app_id, len(filtered))
+        unmatched: list[str] = []
+        flt = DeviceFilter.of(message.notification.extra)
+        if flt is not None and regs:
+            regs, unmatched = await self.store.split_by_filter(regs, flt)
         if regs:
             await self.bus.publish(
                 Ephemeral(
@@ -41,7 +46,9 @@ class SendService:
                     reg_ids=tuple(regs),
                 )
             )
-        return UnicastResult(tuple(regs), tuple(bad), filtered=tuple(filtered))
+        return UnicastResult(
+            tuple(regs), tuple(bad), filtered=tuple(filtered), unmatched=tuple(unmatched)
+        )
 
     async def unicast_batch(
         self, items: Sequence[tuple[Message, Sequence[str]]]
@@ -69,6 +76,40 @@ class SendService:
                     topic_op=message.topic_op,
                 )
             )
+
+    async def schedule(self, jobs: Sequence[ScheduledJob]) -> None:
+        """Commit sends that fire later (``time_to_send``); the scheduler sends them."""
+        await self.store.schedule(jobs)
+
+    async def unicast_batch_and_schedule(
+        self, items: Sequence[tuple[Message, Sequence[str]]], jobs: Sequence[ScheduledJob]
+    ) -> list[UnicastResult]:
+        """A multi-message request with scheduled entries: one transaction for all of it."""
+        if not jobs:
+            return await self.unicast_batch(items)
+        results = await self.store.send_and_schedule(items, jobs)
+        reg_ids = tuple(dict.fromkeys(r for res in results for r in res.reg_ids))
+        if reg_ids:
+            await self.bus.publish(InboxChanged(reg_ids))
+        return results
+
+    async def revoke(
+        self,
+        app: App,
+        notify_id: int,
+        kind: TargetKind,
+        targets: Sequence[str] = (),
+        topics: tuple[str, ...] = (),
+        op: TopicOp = TopicOp.UNION,
+    ) -> UnicastResult:
+        """Recall the notification in slot ``notify_id`` on the targeted devices connected now."""
+        if kind.is_broadcast:
+            await self.bus.publish(Revoked(app.app_id, notify_id, kind, topics=topics, topic_op=op))
+            return UnicastResult((), ())
+        regs, bad = await self.store.resolve_targets(app.app_id, kind, targets)
+        if regs:
+            await self.bus.publish(Revoked(app.app_id, notify_id, kind, reg_ids=tuple(regs)))
+        return UnicastResult(tuple(regs), tuple(bad))
 
     async def subscribe(self, app: App, reg_ids: Sequence[str], topic: str, on: bool) -> None:
         if on:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from typing import Protocol
 
 from tidings import ids
-from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended
+from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended, Revoked
 from tidings.core.limits import check_command_arg
 from tidings.core.models import Delivery
 from tidings.errors import TidingsError
@@ -156,6 +156,7 @@ class Hub:
             link.session.unregister_done(event.req, event.reg_id)
         elif isinstance(event, Clicked):
             self.stats["clicks"] += 1
+            await self.store.record_click(event.app_id, event.reg_id, event.msg_id)
         elif isinstance(event, ConsentChange):
             await self._on_consent(link, event)
 
@@ -306,6 +307,8 @@ class Hub:
                 self._catch_up_apps.add(event.app_id)
         elif isinstance(event, Ephemeral):
             self._spawn(self._deliver_ephemeral(event))
+        elif isinstance(event, Revoked):
+            self._spawn(self._deliver_revoke(event))
 
     def _send(self, slot: Slot, items: list[Delivery]) -> None:
         now = time.monotonic()
@@ -357,6 +360,25 @@ class Hub:
                 slot.link.session.deliver(Delivery(reg_id, 0, ev.msg_id, ev.body, 0))
                 slot.link.flush()
         self.stats["sent_ephemeral"] += len(regs)
+
+    async def _deliver_revoke(self, ev: Revoked) -> None:
+        if ev.kind.is_broadcast:
+            connected = list(self.by_app.get(ev.app_id, ()))
+            regs = (
+                await self.store.topic_members(
+                    ev.app_id, connected, ev.kind, ev.topics, ev.topic_op
+                )
+                if connected
+                else []
+            )
+        else:
+            regs = [r for r in ev.reg_ids if r in self.slots]
+        for reg_id in regs:
+            slot = self.slots.get(reg_id)
+            if slot is not None and not slot.link.closed:
+                slot.link.session.revoke(reg_id, ev.notify_id)
+                slot.link.flush()
+        self.stats["revoked"] += len(regs)
 
     async def _redeliver_loop(self) -> None:
         interval = max(0.05, min(self.ack_timeout / 2, 5.0))

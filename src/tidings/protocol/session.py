@@ -278,6 +278,16 @@ class DeviceSession:
     def deliver(self, d: Delivery) -> None:
         self._out.append(delivery_frame(d))
 
+    def revoke(self, reg_id: str, notify_id: int) -> None:
+        """Tell the device to take down the notification shown in slot ``notify_id``.
+
+        Only for an app registered on this connection; the device does not ack it.
+        """
+        if reg_id in self.apps and self.state is not State.CLOSED:
+            self._out.append(
+                _dump({"messageType": "revoke", "reg_id": reg_id, "notify_id": notify_id})
+            )
+
     # internals
 
     def _send_error(self, code: int, reason: str, req: str | None) -> None:

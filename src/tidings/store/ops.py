@@ -8,11 +8,13 @@ Ownership and idempotency live here, in unique keys and conditional updates, not
 
 from __future__ import annotations
 
+import collections
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from tidings import ids
+from tidings.core.filters import DeviceFilter
 from tidings.core.models import (
     App,
     Delivery,
@@ -24,7 +26,7 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.core.topics import matches
-from tidings.store import privacy_ops
+from tidings.store import ops_feedback, ops_filters, ops_stats, privacy_ops
 from tidings.store.schema import MIGRATIONS
 
 CHUNK = 500
@@ -161,7 +163,13 @@ def uaid_known(tx: Tx, uaid: str) -> bool:
     return tx.one("SELECT 1 FROM devices WHERE uaid = ? LIMIT 1", (uaid,)) is not None
 
 
-def unregister_device(tx: Tx, reg_id: str) -> bool:
+def unregister_device(tx: Tx, reg_id: str, now: int = 0) -> bool:
+    """Forget a device; its regId and aliases are reported by the feedback API from now on."""
+    row = tx.one("SELECT app_id FROM devices WHERE reg_id = ?", (reg_id,))
+    if row is not None:
+        aliases = [r[0] for r in tx.all("SELECT alias FROM aliases WHERE reg_id = ?", (reg_id,))]
+        ops_feedback.record_invalid(tx, row[0], ops_feedback.REGID, [reg_id], now)
+        ops_feedback.record_invalid(tx, row[0], ops_feedback.ALIAS, aliases, now)
     for table in ("aliases", "topic_subs", "inbox"):
         tx.execute(f"DELETE FROM {table} WHERE reg_id = ?", (reg_id,))
     tx.execute("DELETE FROM devices WHERE reg_id = ?", (reg_id,))
@@ -200,6 +208,7 @@ def set_alias(tx: Tx, app_id: str, reg_id: str, alias: str) -> None:
         " ON CONFLICT (app_id, alias) DO UPDATE SET reg_id = excluded.reg_id",
         (app_id, alias, reg_id),
     )
+    ops_feedback.forget_invalid(tx, app_id, ops_feedback.ALIAS, alias)
 
 
 def unset_alias(tx: Tx, app_id: str, reg_id: str, alias: str) -> bool:
@@ -356,6 +365,9 @@ def _enforce_cap(tx: Tx, reg_id: str, cap: int) -> int:
     return excess
 
 
+_FEEDBACK_KINDS = {TargetKind.REGID: ops_feedback.REGID, TargetKind.ALIAS: ops_feedback.ALIAS}
+
+
 def send_unicast(
     tx: Tx, message: Message, targets: Sequence[str], cap: int, store: bool = True
 ) -> UnicastResult:
@@ -364,18 +376,38 @@ def send_unicast(
     With ``store`` False (TTL 0, only_send_once) nothing is written: targets are only resolved.
     """
     known, bad = resolve_targets(tx, message.app_id, message.kind, targets)
+    feedback_kind = _FEEDBACK_KINDS.get(message.kind)
+    if bad and feedback_kind:
+        ops_feedback.record_invalid(tx, message.app_id, feedback_kind, bad, message.created_at)
     reg_ids, filtered = privacy_ops.consent_filter(tx, message.app_id, known)
     if filtered and store:
         privacy_ops.count_stat(
             tx, {message.msg_id: len(filtered)}, message.app_id, "filtered_consent"
         )
-    if not reg_ids or not store:
-        return UnicastResult(tuple(reg_ids), tuple(bad), filtered=tuple(filtered))
+    unmatched: list[str] = []
+    flt = DeviceFilter.of(message.notification.extra)
+    if flt is not None and reg_ids:
+        reg_ids, unmatched = ops_filters.split(tx, reg_ids, flt)
+    if not (reg_ids or unmatched) or not store:
+        return UnicastResult(
+            tuple(reg_ids), tuple(bad), filtered=tuple(filtered), unmatched=tuple(unmatched)
+        )
     _insert_message(tx, message, None)
+    ops_stats.record_message(
+        tx,
+        message,
+        raw=len(set(targets)),
+        resolved=len(reg_ids),
+        invalid=len(set(bad)),
+        bad=bad,
+        unmatched=unmatched,
+    )
     dropped = 0
     for reg_id in sorted(reg_ids):  # a fixed order avoids deadlocks between concurrent sends
         dropped += _push_inbox(tx, reg_id, [(message.msg_id, message.expires_at)], cap)
-    return UnicastResult(tuple(reg_ids), tuple(bad), dropped, tuple(filtered))
+    return UnicastResult(
+        tuple(reg_ids), tuple(bad), dropped, filtered=tuple(filtered), unmatched=tuple(unmatched)
+    )
 
 
 def send_unicast_batch(
@@ -395,6 +427,7 @@ def append_log(tx: Tx, message: Message) -> int:
         raise LookupError(message.app_id)
     offset = int(row[0])
     _insert_message(tx, message, offset)
+    ops_stats.record_message(tx, message)
     return offset
 
 
@@ -446,12 +479,17 @@ def catch_up(
     _, unconsented_list = privacy_ops.consent_filter(tx, app_id, sorted(devices))
     unconsented = set(unconsented_list)
     filtered: dict[str, int] = {}
+    filters = ops_filters.log_filters(tx, app_id, low, head, now)
+    infos = ops_filters.device_infos(tx, list(devices)) if filters else {}
+    unmatched: dict[str, list[str]] = {}
+    copies: collections.Counter[str] = collections.Counter()
     out: dict[str, list[Delivery]] = {}
     updates: list[tuple[int, int, str]] = []
     rows_in: list[tuple[str, int, str, int]] = []
     no_topics: set[str] = set()
     for reg_id, (cursor, last_seq) in devices.items():
         mine = subscribed.get(reg_id, no_topics)
+        info = infos.get(reg_id, DeviceInfo()) if filters else None
         seq = last_seq
         got = []
         for msg_id, offset, kind, topics, op, expires, body in entries:
@@ -459,7 +497,12 @@ def catch_up(
                 if reg_id in unconsented:  # skipped for good, but counted
                     filtered[msg_id] = filtered.get(msg_id, 0) + 1
                     continue
+                flt = filters.get(msg_id) if filters else None
+                if flt is not None and info is not None and not flt.accepts(info):
+                    unmatched.setdefault(msg_id, []).append(reg_id)  # device_condition_unmatch
+                    continue
                 seq += 1
+                copies[msg_id] += 1
                 got.append(Delivery(reg_id, seq, msg_id, body, expires))
                 rows_in.append((reg_id, seq, msg_id, expires))
         updates.append((head, seq, reg_id))
@@ -468,6 +511,8 @@ def catch_up(
     tx.many("UPDATE devices SET log_cursor = ?, last_seq = ? WHERE reg_id = ?", updates)
     tx.many("INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, ?, ?)", rows_in)
     privacy_ops.count_stat(tx, filtered, app_id, "filtered_consent")
+    if copies or unmatched:
+        ops_stats.record_copies(tx, app_id, copies, now, unmatched)
     for reg_id in _over_cap(tx, out, cap):
         _enforce_cap(tx, reg_id, cap)
         out[reg_id] = []  # changed, but read it from the inbox: entries were dropped
@@ -525,16 +570,27 @@ def pending(tx: Tx, reg_id: str, after_seq: int, now: int, limit: int) -> list[D
     return [Delivery(reg_id, int(seq), msg_id, body, int(exp)) for seq, msg_id, body, exp in rows]
 
 
-def ack(tx: Tx, acks: Sequence[tuple[str, int, str]]) -> int:
+def ack(tx: Tx, acks: Sequence[tuple[str, int, str]], now: int = 0) -> int:
     """Delete acknowledged inbox entries: (reg_id, seq, msg_id or '' for the resync marker).
 
     Matching the message id too means a late ack can never delete a marker or message that
-    took over the same sequence number.
+    took over the same sequence number. Each deleted message row counts once as delivered (a
+    repeated ack deletes nothing and counts nothing), in the same transaction.
     """
-    tx.many(
-        "DELETE FROM inbox WHERE reg_id = ? AND seq = ? AND coalesce(msg_id, '') = ?",
-        list(acks),
-    )
+    delivered: dict[str, list[str]] = {}
+    for part in _chunks(list(dict.fromkeys(acks)), 250):
+        # an OR of primary-key matches: both engines use the key for each term (row-value IN
+        # lists make SQLite scan the table)
+        match = " OR ".join(["(reg_id = ? AND seq = ? AND coalesce(msg_id, '') = ?)"] * len(part))
+        rows = tx.all(
+            f"DELETE FROM inbox WHERE {match} RETURNING msg_id, reg_id",
+            [v for item in part for v in item],
+        )
+        for msg_id, reg_id in rows:
+            if msg_id is not None:
+                delivered.setdefault(msg_id, []).append(reg_id)
+    if delivered:
+        ops_stats.record_delivered(tx, delivered, now)
     return len(acks)
 
 
@@ -555,9 +611,18 @@ def topic_members(
 
 
 def sweep_expired(tx: Tx, now: int) -> tuple[int, int]:
-    """Delete expired inbox entries and messages; return how many of each."""
-    tx.execute("DELETE FROM inbox WHERE expires_at <= ?", (now,))
-    inbox = tx.rowcount()
+    """Delete expired inbox entries and messages; return how many of each.
+
+    Messages that expired undelivered on some devices get a receipt (type 1024) if they asked.
+    """
+    rows = tx.all("DELETE FROM inbox WHERE expires_at <= ? RETURNING msg_id, reg_id", (now,))
+    inbox = len(rows)
+    expired: dict[str, list[str]] = {}
+    for msg_id, reg_id in rows:
+        if msg_id is not None:
+            expired.setdefault(msg_id, []).append(reg_id)
+    if expired:
+        ops_stats.record_expired(tx, expired, now)
     tx.execute("DELETE FROM messages WHERE expires_at <= ?", (now,))
     return inbox, tx.rowcount()
 

@@ -119,14 +119,14 @@ def device_consented(tx: Tx, reg_id: str) -> bool:
 def count_stat(tx: Tx, counts: dict[str, int], app_id: str, name: str) -> None:
     """Add per-message counters (e.g. ``filtered_consent``) so no message leaves the stats."""
     tx.many(
-        "INSERT INTO message_stats (msg_id, app_id, name, value) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (msg_id, name) DO UPDATE SET value = message_stats.value + excluded.value",
+        "INSERT INTO message_counters (msg_id, app_id, name, value) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (msg_id, name) DO UPDATE SET value = message_counters.value + excluded.value",
         [(msg_id, app_id, name, n) for msg_id, n in counts.items() if n],
     )
 
 
-def message_stats(tx: Tx, msg_id: str) -> dict[str, int]:
-    rows = tx.all("SELECT name, value FROM message_stats WHERE msg_id = ?", (msg_id,))
+def message_counters(tx: Tx, msg_id: str) -> dict[str, int]:
+    rows = tx.all("SELECT name, value FROM message_counters WHERE msg_id = ?", (msg_id,))
     return {r[0]: int(r[1]) for r in rows}
 
 

@@ -81,7 +81,119 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (
-        # 2 is reserved for another branch; 3: consent ledger, policy versions, content review
+        2,
+        [
+            # per-message counters behind the trace API; kept after the message expires
+            """CREATE TABLE message_stats (
+                msg_id TEXT PRIMARY KEY,
+                app_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                jobkey TEXT,
+                created_at BIGINT NOT NULL,
+                ttl_ms BIGINT NOT NULL,
+                raw_counter BIGINT NOT NULL DEFAULT 0,
+                resolved BIGINT NOT NULL DEFAULT 0,
+                invalid_target BIGINT NOT NULL DEFAULT 0,
+                app_not_register BIGINT NOT NULL DEFAULT 0,
+                device_condition_unmatch BIGINT NOT NULL DEFAULT 0,
+                delivered BIGINT NOT NULL DEFAULT 0,
+                click BIGINT NOT NULL DEFAULT 0,
+                bar_closed BIGINT NOT NULL DEFAULT 0,
+                callback_url TEXT,
+                callback_param TEXT,
+                callback_type BIGINT NOT NULL DEFAULT 0,
+                category TEXT NOT NULL DEFAULT 'default'
+            )""",
+            "CREATE INDEX message_stats_time ON message_stats (app_id, created_at)",
+            "CREATE INDEX message_stats_jobkey ON message_stats (app_id, jobkey)",
+            "CREATE INDEX message_stats_age ON message_stats (created_at)",
+            # one click counted per (message, device)
+            """CREATE TABLE message_clicks (
+                msg_id TEXT NOT NULL,
+                reg_id TEXT NOT NULL,
+                PRIMARY KEY (msg_id, reg_id)
+            )""",
+            # per app and UTC day (yyyyMMdd)
+            """CREATE TABLE daily_stats (
+                app_id TEXT NOT NULL,
+                day TEXT NOT NULL,
+                single_recipients BIGINT NOT NULL DEFAULT 0,
+                broadcast_recipients BIGINT NOT NULL DEFAULT 0,
+                alias_recipients BIGINT NOT NULL DEFAULT 0,
+                useraccount_recipients BIGINT NOT NULL DEFAULT 0,
+                regid_recipients BIGINT NOT NULL DEFAULT 0,
+                received BIGINT NOT NULL DEFAULT 0,
+                click BIGINT NOT NULL DEFAULT 0,
+                received_default BIGINT NOT NULL DEFAULT 0,
+                received_public BIGINT NOT NULL DEFAULT 0,
+                received_private BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (app_id, day)
+            )""",
+            # notification channels (extra.channel_id) and the message category they give
+            """CREATE TABLE channels (
+                app_id TEXT NOT NULL,
+                channel_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                sound_url TEXT NOT NULL DEFAULT '',
+                notify_type BIGINT NOT NULL DEFAULT -1,
+                category TEXT NOT NULL,
+                discarded INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (app_id, channel_id)
+            )""",
+            # feedback: regIds and aliases that stopped working, until the app fetches them
+            """CREATE TABLE invalid_targets (
+                app_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (app_id, kind, target)
+            )""",
+            "CREATE INDEX invalid_targets_age ON invalid_targets (app_id, kind, created_at)",
+            # sends with time_to_send: one row until it fires (the row is deleted as it fires)
+            """CREATE TABLE scheduled_jobs (
+                job_id TEXT PRIMARY KEY,
+                app_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                body TEXT NOT NULL,
+                topics TEXT NOT NULL DEFAULT '',
+                topic_op TEXT NOT NULL DEFAULT 'UNION',
+                targets TEXT NOT NULL DEFAULT '',
+                jobkey TEXT,
+                ttl_ms BIGINT NOT NULL,
+                durable INTEGER NOT NULL,
+                fire_at BIGINT NOT NULL,
+                created_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX scheduled_jobs_due ON scheduled_jobs (fire_at)",
+            "CREATE INDEX scheduled_jobs_jobkey ON scheduled_jobs (app_id, jobkey)",
+            # receipts waiting to be POSTed to extra.callback, batched per app, URL and type
+            """CREATE TABLE receipts (
+                receipt_id TEXT PRIMARY KEY,
+                app_id TEXT NOT NULL,
+                url TEXT NOT NULL,
+                msg_id TEXT NOT NULL,
+                type BIGINT NOT NULL,
+                targets TEXT NOT NULL,
+                jobkey TEXT,
+                param TEXT,
+                at BIGINT NOT NULL,
+                attempts BIGINT NOT NULL DEFAULT 0,
+                next_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX receipts_due ON receipts (next_at)",
+            # the key receipts are signed with (Standard Webhooks), per app
+            """CREATE TABLE receipt_keys (
+                app_id TEXT PRIMARY KEY,
+                secret TEXT NOT NULL
+            )""",
+            # deleting or stopping one message removes its undelivered inbox rows
+            "CREATE INDEX inbox_msg ON inbox (msg_id)",
+        ],
+    ),
+    (
+        # 3: consent ledger, policy versions, content review
         3,
         [
             """CREATE TABLE policy_versions (
@@ -111,7 +223,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 PRIMARY KEY (app_id, seq)
             )""",
             "CREATE INDEX consent_subject ON consent_ledger (app_id, subject)",
-            """CREATE TABLE message_stats (
+            """CREATE TABLE message_counters (
                 msg_id TEXT NOT NULL,
                 app_id TEXT NOT NULL,
                 name TEXT NOT NULL,

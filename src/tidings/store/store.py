@@ -13,19 +13,35 @@ from pathlib import Path
 from tidings import ids
 from tidings.clock import Clock, SystemClock
 from tidings.compliance.models import ConsentRecord, HeldMessage, PolicyVersion, ReviewRule
+from tidings.core.filters import DeviceFilter
 from tidings.core.models import (
     App,
+    Channel,
     Delivery,
     Device,
     DeviceInfo,
+    FiredJob,
     Message,
+    MessageStats,
     NewApp,
+    Receipt,
+    ScheduledJob,
     TargetKind,
     TopicOp,
     UnicastResult,
 )
 from tidings.settings import Settings
-from tidings.store import ops, privacy_ops, review_ops
+from tidings.store import (
+    ops,
+    ops_channels,
+    ops_feedback,
+    ops_filters,
+    ops_jobs,
+    ops_receipts,
+    ops_stats,
+    privacy_ops,
+    review_ops,
+)
 from tidings.store.engine import Engine
 
 
@@ -85,7 +101,7 @@ class Store:
         return await self.engine.read(ops.uaid_known, uaid)
 
     async def unregister_device(self, reg_id: str) -> bool:
-        return await self.engine.write(ops.unregister_device, reg_id)
+        return await self.engine.write(ops.unregister_device, reg_id, self.clock.now_ms())
 
     async def get_device(self, reg_id: str) -> Device | None:
         return await self.engine.read(ops.get_device, reg_id)
@@ -109,6 +125,12 @@ class Store:
         self, app_id: str, kind: TargetKind, targets: Sequence[str]
     ) -> tuple[list[str], list[str]]:
         return await self.engine.read(ops.resolve_targets, app_id, kind, list(targets))
+
+    async def split_by_filter(
+        self, reg_ids: Sequence[str], flt: DeviceFilter
+    ) -> tuple[list[str], list[str]]:
+        """(devices a message's device filters accept, devices they leave out)."""
+        return await self.engine.read(ops_filters.split, list(reg_ids), flt)
 
     # messages
     async def send_unicast(self, message: Message, targets: Sequence[str]) -> UnicastResult:
@@ -136,7 +158,7 @@ class Store:
         return await self.engine.read(ops.pending, reg_id, after_seq, self.clock.now_ms(), limit)
 
     async def ack(self, acks: Sequence[tuple[str, int, str]]) -> int:
-        return await self.engine.write(ops.ack, list(acks))
+        return await self.engine.write(ops.ack, list(acks), self.clock.now_ms())
 
     async def topic_members(
         self,
@@ -182,8 +204,8 @@ class Store:
     async def count_filtered(self, msg_id: str, app_id: str, n: int) -> None:
         await self.engine.write(privacy_ops.count_stat, {msg_id: n}, app_id, "filtered_consent")
 
-    async def message_stats(self, msg_id: str) -> dict[str, int]:
-        return await self.engine.read(privacy_ops.message_stats, msg_id)
+    async def message_counters(self, msg_id: str) -> dict[str, int]:
+        return await self.engine.read(privacy_ops.message_counters, msg_id)
 
     # data-subject rights
     async def export_device(self, reg_id: str) -> dict[str, object] | None:
@@ -244,6 +266,130 @@ class Store:
 
     async def review_decisions(self, msg_id: str) -> list[dict[str, object]]:
         return await self.engine.read(review_ops.decisions, msg_id)
+
+    # statistics and trace
+    async def record_click(self, app_id: str, reg_id: str, msg_id: str) -> bool:
+        """Count a device's click on a message once; False for unknown or repeated clicks."""
+        return await self.engine.write(
+            ops_stats.record_click, app_id, reg_id, msg_id, self.clock.now_ms()
+        )
+
+    async def message_stats(self, app_id: str, msg_id: str) -> MessageStats | None:
+        return await self.engine.read(ops_stats.message_stats, app_id, msg_id)
+
+    async def jobkey_stats(self, app_id: str, jobkey: str) -> MessageStats | None:
+        return await self.engine.read(ops_stats.jobkey_stats, app_id, jobkey)
+
+    async def stats_between(
+        self, app_id: str, begin: int, end: int, limit: int = 100
+    ) -> list[MessageStats]:
+        return await self.engine.read(ops_stats.stats_between, app_id, begin, end, limit)
+
+    async def sweep_stats(self, retention_days: int) -> int:
+        """Delete message traces older than ``retention_days``; returns how many."""
+        before = self.clock.now_ms() - retention_days * 86_400_000
+        return await self.engine.write(ops_stats.sweep_stats, before)
+
+    async def daily_stats(self, app_id: str, first: str, last: str) -> dict[str, dict[str, int]]:
+        return await self.engine.read(ops_stats.daily_stats, app_id, first, last)
+
+    # scheduled jobs, withdrawing messages
+    async def schedule(self, jobs: Sequence[ScheduledJob]) -> None:
+        """Commit sends to fire at ``job.fire_at``; returns after the commit."""
+        await self.engine.write(ops_jobs.schedule, list(jobs), self.clock.now_ms())
+
+    async def send_and_schedule(
+        self, items: Sequence[tuple[Message, Sequence[str]]], jobs: Sequence[ScheduledJob]
+    ) -> list[UnicastResult]:
+        return await self.engine.write(
+            ops_jobs.send_and_schedule,
+            [(m, list(t)) for m, t in items],
+            list(jobs),
+            self.backlog_cap,
+            self.clock.now_ms(),
+        )
+
+    async def due_jobs(self, limit: int = 100) -> list[str]:
+        return await self.engine.read(ops_jobs.due, self.clock.now_ms(), limit)
+
+    async def fire_job(self, job_id: str) -> FiredJob | None:
+        """Claim a due job and commit its send, once however many nodes try."""
+        return await self.engine.write(ops_jobs.fire, job_id, self.clock.now_ms(), self.backlog_cap)
+
+    async def job_exists(self, app_id: str, job_id: str) -> bool:
+        return await self.engine.read(ops_jobs.job_exists, app_id, job_id)
+
+    async def delete_job(self, app_id: str, job_id: str) -> bool:
+        return await self.engine.write(ops_jobs.delete_job, app_id, job_id)
+
+    async def delete_jobs_by_jobkey(self, app_id: str, jobkey: str) -> int:
+        return await self.engine.write(ops_jobs.delete_jobs_by_jobkey, app_id, jobkey)
+
+    async def delete_broadcast(self, app_id: str, msg_id: str) -> bool:
+        return await self.engine.write(ops_jobs.delete_broadcast, app_id, msg_id)
+
+    async def stop_messages(self, app_id: str, msg_ids: Sequence[str]) -> list[str]:
+        return await self.engine.write(ops_jobs.stop_messages, app_id, list(msg_ids))
+
+    async def messages_with_jobkey(self, app_id: str, jobkey: str) -> list[str]:
+        return await self.engine.read(ops_jobs.messages_with_jobkey, app_id, jobkey)
+
+    # channels and quotas
+    async def add_channel(self, app_id: str, channel: Channel) -> None:
+        await self.engine.write(ops_channels.add_channel, app_id, channel, self.clock.now_ms())
+
+    async def list_channels(self, app_id: str) -> list[Channel]:
+        return await self.engine.read(ops_channels.list_channels, app_id)
+
+    async def get_channel(self, app_id: str, channel_id: str) -> Channel | None:
+        return await self.engine.read(ops_channels.get_channel, app_id, channel_id)
+
+    async def discard_channel(self, app_id: str, channel_id: str) -> bool:
+        return await self.engine.write(ops_channels.discard_channel, app_id, channel_id)
+
+    async def quota_usage(self, app_id: str, category: str) -> tuple[int, int]:
+        """(messages of the category delivered today (UTC), devices of the app)."""
+        day = ops_stats.day_of(self.clock.now_ms())
+        return await self.engine.read(ops_channels.quota_usage, app_id, day, category)
+
+    # receipts
+    async def due_receipts(self, limit: int = 500) -> list[Receipt]:
+        return await self.engine.read(ops_receipts.due_receipts, self.clock.now_ms(), limit)
+
+    async def claim_receipts(self, limit: int = 500, lease_ms: int = 30_000) -> list[Receipt]:
+        """Due receipts, leased to this node for ``lease_ms`` (no other node sends them)."""
+        return await self.engine.write(
+            ops_receipts.claim_receipts, self.clock.now_ms(), limit, lease_ms
+        )
+
+    async def receipts_sent(self, receipt_ids: Sequence[str]) -> None:
+        await self.engine.write(ops_receipts.receipts_sent, list(receipt_ids))
+
+    async def receipts_failed(
+        self, receipt_ids: Sequence[str], retry_in_ms: int, max_attempts: int
+    ) -> int:
+        """Count a failed attempt; returns how many receipts were dropped for good."""
+        return await self.engine.write(
+            ops_receipts.receipts_failed,
+            list(receipt_ids),
+            self.clock.now_ms() + retry_in_ms,
+            max_attempts,
+        )
+
+    async def receipt_key(self, app_id: str) -> str:
+        """The app's key for verifying receipts (Standard Webhooks ``whsec_…``)."""
+        return await self.engine.write(ops_receipts.receipt_key, app_id)
+
+    # feedback
+    async def take_invalid_regids(self, app_id: str, limit: int = 1000) -> list[str]:
+        """RegIds that stopped working, oldest first; each is returned once, then forgotten."""
+        return await self.engine.write(ops_feedback.take_invalid, app_id, ops_feedback.REGID, limit)
+
+    async def take_invalid_aliases(self, app_id: str, limit: int = 1000) -> list[str]:
+        return await self.engine.write(ops_feedback.take_invalid, app_id, ops_feedback.ALIAS, limit)
+
+    async def known_regids(self, app_id: str, reg_ids: Sequence[str]) -> set[str]:
+        return await self.engine.read(ops.known_regids, app_id, list(reg_ids))
 
     async def sweep_expired(self) -> tuple[int, int]:
         return await self.engine.write(ops.sweep_expired, self.clock.now_ms())

@@ -1,0 +1,260 @@
+"""A lean device: the Tidings device protocol over a hand-rolled WebSocket client.
+
+One :class:`Device` is an ``asyncio.Protocol`` (no task per connection), so one load-generator
+process can hold thousands of them. It speaks just enough RFC 6455 for the gateway: the upgrade
+handshake, masked client frames, unfragmented or fragmented text frames, ping / pong and close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import struct
+import time
+from typing import Any, cast
+
+SUBPROTOCOL = "push-notification"
+
+
+def frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """A final, masked client frame."""
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    mask = os.urandom(4)
+    if not n:
+        return head + mask
+    key = (mask * (n // 4 + 1))[:n]
+    body = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+    return head + mask + body
+
+
+class Fleet:
+    """What all devices of one generator share: the app, counters and the current round."""
+
+    def __init__(self, host: str, port: int, app: dict[str, str]) -> None:
+        self.host, self.port, self.app = host, port, app
+        self.devices: list[Device] = []
+        self.payload = ""  # what every notification of the current round must carry
+        self.counts: dict[str, int] = {}  # msg_id -> devices that got it this round
+        self.last_rx: dict[str, float] = {}
+        self.first_rx: dict[str, float] = {}
+        self.waiting: tuple[str, asyncio.Future[None]] | None = None
+        self.problems: dict[str, int] = {}
+        self.armed_cpu = 0.0
+
+    def problem(self, kind: str) -> None:
+        self.problems[kind] = self.problems.get(kind, 0) + 1
+
+    def arm(self, payload: str) -> None:
+        self.payload = payload
+        self.armed_cpu = time.process_time()
+        self.counts.clear()
+        self.last_rx.clear()
+        self.first_rx.clear()
+        for d in self.devices:
+            d.got.clear()
+
+    def received(self, msg_id: str, now: float) -> None:
+        count = self.counts[msg_id] = self.counts.get(msg_id, 0) + 1
+        self.last_rx[msg_id] = now
+        self.first_rx.setdefault(msg_id, now)
+        fut = self.waiting[1] if self.waiting and self.waiting[0] == msg_id else None
+        if fut is not None and count >= len(self.devices) and not fut.done():
+            fut.set_result(None)
+
+    async def wait(self, msg_id: str, timeout: float) -> dict[str, Any]:
+        """Wait until every device got ``msg_id``; then check each got exactly that message."""
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting = (msg_id, fut)
+        if self.counts.get(msg_id, 0) >= len(self.devices):
+            fut.set_result(None)
+        try:
+            await asyncio.wait_for(fut, timeout)
+            timed_out = False
+        except TimeoutError:
+            timed_out = True
+        self.waiting = None
+        missing = sum(1 for d in self.devices if msg_id not in d.got)
+        wrong = sum(1 for d in self.devices if set(d.got) - {msg_id})
+        return {
+            "event": "done",
+            "id": msg_id,
+            "timed_out": timed_out,
+            "missing": missing,
+            "wrong_id": wrong,
+            "received": self.counts.get(msg_id, 0),
+            "first": self.first_rx.get(msg_id),
+            "last": self.last_rx.get(msg_id),
+            "lost": sum(1 for d in self.devices if d.closed),
+            "problems": self.problems,
+            "cpu_s": time.process_time() - self.armed_cpu,
+        }
+
+    async def connect(self, n: int, parallel: int = 200, timeout: float = 120.0) -> float:
+        """Connect and register ``n`` devices, ``parallel`` handshakes at a time."""
+        loop = asyncio.get_running_loop()
+        gate = asyncio.Semaphore(parallel)
+        started = time.monotonic()
+        deadline = started + timeout
+
+        async def one() -> None:
+            async with gate:
+                dev = Device(self)
+                await loop.create_connection(lambda: dev, self.host, self.port)
+                await asyncio.wait_for(dev.registered, max(1.0, deadline - time.monotonic()))
+                self.devices.append(dev)
+
+        results = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {n} devices failed to register: {failed[0]!r}")
+        return time.monotonic() - started
+
+    def close(self) -> None:
+        for d in self.devices:
+            if d.transport is not None:
+                d.transport.close()
+
+
+class Device(asyncio.Protocol):
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.upgraded = False
+        self.closed = False
+        self.reg_id = ""
+        self.registered: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.got: dict[str, int] = {}  # msg_id -> seq, this round
+        self._fragments: list[bytes] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)
+        key = base64.b64encode(os.urandom(16)).decode()
+        fleet = self.fleet
+        transport.write(
+            f"GET / HTTP/1.1\r\nHost: {fleet.host}:{fleet.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n".encode()
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.registered.done():
+            self.registered.set_exception(ConnectionError(f"connection lost: {exc}"))
+
+    def send(self, obj: dict[str, Any], opcode: int = 0x1) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(frame(json.dumps(obj, separators=(",", ":")).encode(), opcode))
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.upgraded:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(self.buf[:end]).split(b"\r\n", 1)[0]
+            del self.buf[: end + 4]
+            if b" 101 " not in status + b" ":
+                self.registered.set_exception(ConnectionError(f"upgrade refused: {status!r}"))
+                return
+            self.upgraded = True
+            self.send({"messageType": "hello", "use_webpush": True})
+        self._frames()
+
+    def _frames(self) -> None:
+        buf = self.buf
+        while len(buf) >= 2:
+            b0, b1 = buf[0], buf[1]
+            n, pos = b1 & 0x7F, 2
+            if n == 126:
+                if len(buf) < 4:
+                    return
+                n, pos = struct.unpack_from("!H", buf, 2)[0], 4
+            elif n == 127:
+                if len(buf) < 10:
+                    return
+                n, pos = struct.unpack_from("!Q", buf, 2)[0], 10
+            if b1 & 0x80:  # servers never mask; tolerate it anyway
+                pos += 4
+            if len(buf) < pos + n:
+                return
+            payload = bytes(buf[pos : pos + n])
+            del buf[: pos + n]
+            self._on_frame(b0 & 0x0F, bool(b0 & 0x80), payload)
+
+    def _on_frame(self, opcode: int, fin: bool, payload: bytes) -> None:
+        if opcode == 0x1 and fin:
+            self._on_text(payload)
+        elif opcode == 0x1:
+            self._fragments = [payload]
+        elif opcode == 0x0 and self._fragments is not None:
+            self._fragments.append(payload)
+            if fin:
+                data, self._fragments = b"".join(self._fragments), None
+                self._on_text(data)
+        elif opcode == 0x9:
+            if self.transport is not None:
+                self.transport.write(frame(payload, 0xA))
+        elif opcode == 0x8:
+            self.fleet.problem("closed_by_server")
+            if self.transport is not None:
+                self.transport.write(frame(payload[:2], 0x8))
+                self.transport.close()
+
+    def _on_text(self, data: bytes) -> None:
+        obj = json.loads(data)
+        kind = obj.get("messageType")
+        if kind == "notification":
+            self._on_notification(obj)
+        elif kind == "hello":
+            app = self.fleet.app
+            if obj.get("status") != 200 or not obj.get("uaid"):
+                self.registered.set_exception(ConnectionError(f"hello refused: {obj}"))
+                return
+            self.send(
+                {
+                    "messageType": "app_register",
+                    "req": "1",
+                    "app_id": app["app_id"],
+                    "app_key": app["app_key"],
+                    "package": app["package"],
+                }
+            )
+        elif kind == "app_register":
+            if obj.get("status") != 200 or obj.get("code") != 0 or not obj.get("reg_id"):
+                self.registered.set_exception(ConnectionError(f"register refused: {obj}"))
+                return
+            self.reg_id = obj["reg_id"]
+            self.registered.set_result(self.reg_id)
+        else:
+            self.fleet.problem(f"unexpected_{kind}")
+
+    def _on_notification(self, obj: dict[str, Any]) -> None:
+        now = time.time()
+        fleet = self.fleet
+        msg_id, seq = obj.get("id"), obj.get("seq")
+        message = obj.get("message") or {}
+        if obj.get("reg_id") != self.reg_id or not isinstance(seq, int) or seq <= 0:
+            fleet.problem("bad_envelope")
+        elif not isinstance(msg_id, str) or message.get("payload") != fleet.payload:
+            fleet.problem("bad_payload")
+        elif msg_id in self.got:
+            fleet.problem("duplicate")
+        else:
+            self.got[msg_id] = seq
+            fleet.received(msg_id, now)
+        if isinstance(seq, int) and seq > 0:
+            self.send(
+                {
+                    "messageType": "ack",
+                    "updates": [{"reg_id": self.reg_id, "seq": seq, "id": msg_id}],
+                }
+            )

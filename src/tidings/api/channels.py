@@ -1,0 +1,105 @@
+"""Notification channels (``/v1/channel/{add,list,discard}``) and the daily quota check of sends.
+
+A channel gives its messages a category: ``public`` (公信, the default for a new channel) or
+``private`` (私信); messages without ``extra.channel_id`` are in the ``default`` category. Each
+category has a daily quota of delivered messages per app: the base is the app's device count, at
+least ``daily_quota_floor``, times 1 (default), 2 (public) or unlimited (private). A send whose
+category already used its quota today gets 200001.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tidings.api import codes
+from tidings.api.call import Call, Handler, envelope, required
+from tidings.api.message_form import Draft
+from tidings.core.models import App, Channel
+from tidings.errors import ApiError
+from tidings.store.store import Store
+
+MAX_CHANNEL_ID = 200
+MAX_CHANNEL_NAME = 40
+MAX_CHANNEL_DESCRIPTION = 300
+QUOTA_FACTOR = {"default": 1, "public": 2}  # private: unlimited
+
+
+def _length(value: str, name: str, limit: int) -> str:
+    if len(value) > limit:
+        raise ApiError(codes.ILLEGAL_PARAM, f"{name} is longer than {limit}")
+    return value
+
+
+async def channel_add(call: Call) -> dict[str, Any]:
+    p = call.params
+    channel_id = _length(required(p, "channel_id"), "channel_id", MAX_CHANNEL_ID)
+    name = _length(required(p, "channel_name"), "channel_name", MAX_CHANNEL_NAME)
+    description = _length(
+        p.get("channel_description") or "", "channel_description", MAX_CHANNEL_DESCRIPTION
+    )
+    sound_url = _length(p.get("sound_url") or "", "sound_url", 512)
+    raw_type = (p.get("notify_type") or "-1").strip()
+    try:
+        notify_type = int(raw_type)
+    except ValueError:
+        raise ApiError(codes.ILLEGAL_PARAM, "notify_type must be an integer") from None
+    if not -1 <= notify_type <= 7:
+        raise ApiError(codes.ILLEGAL_PARAM, "notify_type must be between -1 and 7")
+    category = (p.get("category") or "public").strip().lower()
+    if category not in ("public", "private"):
+        raise ApiError(codes.ILLEGAL_PARAM, "category must be public or private")
+    channel = Channel(channel_id, name, description, sound_url, notify_type, category)
+    await call.api.store.add_channel(call.app.app_id, channel)
+    return envelope(0, {"channel_id": channel_id})
+
+
+async def channel_list(call: Call) -> dict[str, Any]:
+    channels = await call.api.store.list_channels(call.app.app_id)
+    return envelope(
+        0,
+        {
+            "list": [
+                {
+                    "channel_id": c.channel_id,
+                    "channel_name": c.name,
+                    "channel_description": c.description,
+                    "sound_url": c.sound_url,
+                    "notify_type": c.notify_type,
+                    "category": c.category,
+                }
+                for c in channels
+            ]
+        },
+    )
+
+
+async def channel_discard(call: Call) -> dict[str, Any]:
+    channel_id = required(call.params, "channel_id")
+    if not await call.api.store.discard_channel(call.app.app_id, channel_id):
+        raise ApiError(codes.CHANNEL_MISMATCH, "no such channel for this app")
+    return envelope(0, {"channel_id": channel_id})
+
+
+async def check_quota(store: Store, app: App, draft: Draft, floor: int) -> None:
+    """Refuse a send whose channel is unknown (27001) or whose category's quota is used up."""
+    channel_id = draft.notification.extra.get("channel_id")
+    category = "default"
+    if channel_id:
+        channel = await store.get_channel(app.app_id, channel_id)
+        if channel is None:
+            raise ApiError(codes.CHANNEL_MISMATCH, f"extra.channel_id {channel_id!r} is unknown")
+        category = channel.category
+    factor = QUOTA_FACTOR.get(category)
+    if factor is None:
+        return
+    acked, devices = await store.quota_usage(app.app_id, category)
+    quota = factor * max(floor, devices)
+    if acked >= quota:
+        raise ApiError(codes.QUOTA_EXCEEDED, f"exceed quota, quota: {quota}, have acked: {acked}")
+
+
+ROUTES: dict[str, Handler] = {
+    "/v1/channel/add": channel_add,
+    "/v1/channel/list": channel_list,
+    "/v1/channel/discard": channel_discard,
+}
