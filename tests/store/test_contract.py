@@ -206,3 +206,16 @@ async def test_catch_up_respects_the_backlog_cap(store: Store) -> None:
     got = await store.pending(regs[0])
     assert [d.msg_id for d in got if not d.is_resync] == sent[3:]
     assert sum(d.is_resync for d in got) == 1
+
+
+async def test_many_target_sends_keep_sequences_and_the_cap(store: Store) -> None:
+    app_id, regs = await _app_and_devices(store, 6)  # cap is 5 in the fixture
+    msgs = [_msg(store, app_id, TargetKind.REGID) for _ in range(8)]
+    await asyncio.gather(*(store.send_unicast(m, regs) for m in msgs))  # concurrent, 6 targets
+    for r in regs:
+        got = await store.pending(r, limit=100)
+        assert sum(d.is_resync for d in got) == 1
+        assert len([d for d in got if not d.is_resync]) == 5
+        seqs = [d.seq for d in got]
+        assert len(set(seqs)) == len(seqs)
+        assert (await store.get_device(r)).dropped == 3  # type: ignore[union-attr]

@@ -6,6 +6,7 @@ Only this module configures logging (libraries log, applications configure).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -92,6 +93,11 @@ async def _serve(conf: settings.Settings) -> None:
         await node.start()
     except OSError as exc:
         raise TidingsError(f"cannot listen: {exc}") from exc
+    # Most garbage here is freed by reference counting; the cyclic collector's full passes walk
+    # every connection's objects, so run them far less often, and never over startup objects.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     urls = node.urls()
     store_desc = "PostgreSQL" if conf.database_url else f"SQLite in {conf.data_dir}"
     print(

@@ -335,6 +335,28 @@ def _push_inbox(tx: Tx, reg_id: str, items: Sequence[tuple[str, int]], cap: int)
     return _enforce_cap(tx, reg_id, cap)
 
 
+def _push_to_many(tx: Tx, reg_ids: Sequence[str], msg_id: str, expires: int, cap: int) -> int:
+    """Append one message to many inboxes in a few statements per 500 devices (not per device);
+    return how many old messages the backlog cap dropped."""
+    if len(reg_ids) < 3:
+        return sum(_push_inbox(tx, r, [(msg_id, expires)], cap) for r in sorted(reg_ids))
+    last: dict[str, int] = {}
+    for part in _chunks(sorted(reg_ids)):  # a fixed order avoids deadlocks between senders
+        rows = tx.all(
+            f"SELECT reg_id, last_seq FROM devices WHERE reg_id IN ({_marks(len(part))})"
+            f" ORDER BY reg_id{tx.lock_rows}",
+            tuple(part),
+        )
+        last.update((r[0], int(r[1]) + 1) for r in rows)
+    tx.many("UPDATE devices SET last_seq = ? WHERE reg_id = ?", [(q, r) for r, q in last.items()])
+    tx.many(
+        "INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, ?, ?)",
+        [(r, q, msg_id, expires) for r, q in last.items()],
+    )
+    new = {r: [Delivery(r, q, msg_id, None, expires)] for r, q in last.items()}
+    return sum(_enforce_cap(tx, r, cap) for r in _over_cap(tx, new, cap))
+
+
 def _enforce_cap(tx: Tx, reg_id: str, cap: int) -> int:
     """Drop the oldest messages above ``cap`` and queue one resync marker in their place."""
     count = tx.one("SELECT count(*) FROM inbox WHERE reg_id = ? AND msg_id IS NOT NULL", (reg_id,))
@@ -402,9 +424,7 @@ def send_unicast(
         bad=bad,
         unmatched=unmatched,
     )
-    dropped = 0
-    for reg_id in sorted(reg_ids):  # a fixed order avoids deadlocks between concurrent sends
-        dropped += _push_inbox(tx, reg_id, [(message.msg_id, message.expires_at)], cap)
+    dropped = _push_to_many(tx, reg_ids, message.msg_id, message.expires_at, cap)
     return UnicastResult(
         tuple(reg_ids), tuple(bad), dropped, filtered=tuple(filtered), unmatched=tuple(unmatched)
     )
