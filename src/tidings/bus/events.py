@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 
-from tidings.core.models import TargetKind, TopicOp
+from tidings.core.models import Delivery, TargetKind, TopicOp
 
 
 @dataclasses.dataclass(frozen=True)
 class InboxChanged:
-    """New inbox rows were committed for these devices."""
+    """New inbox rows were committed for these devices.
+
+    ``deliveries`` may carry the new rows ready to send (reg_id -> entries), so a gateway holding
+    the device sends them without reading the store; an empty list means "read the inbox".
+    """
 
     reg_ids: tuple[str, ...]
+    deliveries: dict[str, list[Delivery]] | None = dataclasses.field(default=None, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -141,9 +141,11 @@ class UnicastResult:
 
     reg_ids: tuple[str, ...]
     bad_targets: tuple[str, ...]
-    dropped: int = 0
+    dropped: int = 0  # devices whose backlog cap dropped older entries for this send
     filtered: tuple[str, ...] = ()  # known devices skipped for lack of a valid consent
     unmatched: tuple[str, ...] = ()  # known devices the message's device filters left out
+    # the inbox rows written, per device, ready to send (empty list: the backlog cap dropped some)
+    deliveries: dict[str, list[Delivery]] | None = dataclasses.field(default=None, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)

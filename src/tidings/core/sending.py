@@ -26,7 +26,7 @@ class SendService:
         if durable:
             result = await self.store.send_unicast(message, targets)
             if result.reg_ids:
-                await self.bus.publish(InboxChanged(result.reg_ids))
+                await self.bus.publish(InboxChanged(result.reg_ids, result.deliveries))
             return result
         known, bad = await self.store.resolve_targets(message.app_id, message.kind, targets)
         regs, filtered = await self.store.consent_filter(message.app_id, known)

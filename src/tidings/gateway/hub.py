@@ -295,6 +295,9 @@ class Hub:
 
     def on_bus(self, event: BusEvent) -> None:
         if isinstance(event, InboxChanged):
+            if event.deliveries is not None:  # the rows came along: no store read
+                self._deliver_new({r: d for r, d in event.deliveries.items() if r in self.slots})
+                return
             for reg_id in event.reg_ids:
                 if reg_id in self.slots:
                     self._spawn(self._pump(reg_id))

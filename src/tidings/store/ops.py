@@ -9,6 +9,7 @@ Ownership and idempotency live here, in unique keys and conditional updates, not
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
@@ -315,14 +316,18 @@ def _insert_message(tx: Tx, m: Message, log_offset: int | None) -> None:
     )
 
 
-def _push_inbox(tx: Tx, reg_id: str, items: Sequence[tuple[str, int]], cap: int) -> int:
-    """Append (msg_id, expires_at) items to one device's inbox; return how many old ones dropped."""
+def _push_inbox(tx: Tx, reg_id: str, items: Sequence[tuple[str, int]], cap: int) -> tuple[int, int]:
+    """Append (msg_id, expires_at) items to one device's inbox.
+
+    Returns (the last sequence number used, how many old entries the backlog cap dropped);
+    (0, 0) for an unknown device.
+    """
     row = tx.one(
         "UPDATE devices SET last_seq = last_seq + ? WHERE reg_id = ? RETURNING last_seq",
         (len(items), reg_id),
     )
     if row is None:
-        return 0
+        return 0, 0
     last = int(row[0])
     first = last - len(items) + 1
     tx.many(
@@ -331,15 +336,25 @@ def _push_inbox(tx: Tx, reg_id: str, items: Sequence[tuple[str, int]], cap: int)
     )
     oldest = tx.one("SELECT min(seq) FROM inbox WHERE reg_id = ?", (reg_id,))
     if oldest is None or oldest[0] is None or last - int(oldest[0]) + 1 <= cap:
-        return 0
-    return _enforce_cap(tx, reg_id, cap)
+        return last, 0
+    return last, _enforce_cap(tx, reg_id, cap)
 
 
-def _push_to_many(tx: Tx, reg_ids: Sequence[str], msg_id: str, expires: int, cap: int) -> int:
-    """Append one message to many inboxes in a few statements per 500 devices (not per device);
-    return how many old messages the backlog cap dropped."""
+def _push_to_many(
+    tx: Tx, reg_ids: Sequence[str], msg_id: str, expires: int, cap: int
+) -> dict[str, list[Delivery]]:
+    """Append one message to many inboxes in a few statements per 500 devices (not per device).
+
+    Returns the new entry per device (body not filled in); an empty list for a device whose
+    backlog cap dropped older entries (its inbox must be read again).
+    """
     if len(reg_ids) < 3:
-        return sum(_push_inbox(tx, r, [(msg_id, expires)], cap) for r in sorted(reg_ids))
+        out: dict[str, list[Delivery]] = {}
+        for r in sorted(reg_ids):
+            seq, dropped = _push_inbox(tx, r, [(msg_id, expires)], cap)
+            if seq:
+                out[r] = [] if dropped else [Delivery(r, seq, msg_id, None, expires)]
+        return out
     last: dict[str, int] = {}
     for part in _chunks(sorted(reg_ids)):  # a fixed order avoids deadlocks between senders
         rows = tx.all(
@@ -354,7 +369,10 @@ def _push_to_many(tx: Tx, reg_ids: Sequence[str], msg_id: str, expires: int, cap
         [(r, q, msg_id, expires) for r, q in last.items()],
     )
     new = {r: [Delivery(r, q, msg_id, None, expires)] for r, q in last.items()}
-    return sum(_enforce_cap(tx, r, cap) for r in _over_cap(tx, new, cap))
+    for r in _over_cap(tx, new, cap):
+        if _enforce_cap(tx, r, cap):
+            new[r] = []
+    return new
 
 
 def _enforce_cap(tx: Tx, reg_id: str, cap: int) -> int:
@@ -424,9 +442,17 @@ def send_unicast(
         bad=bad,
         unmatched=unmatched,
     )
-    dropped = _push_to_many(tx, reg_ids, message.msg_id, message.expires_at, cap)
+    new = _push_to_many(tx, reg_ids, message.msg_id, message.expires_at, cap)
+    body = message.notification.to_json()
+    deliveries = {r: [dataclasses.replace(d, body=body) for d in ds] for r, ds in new.items()}
+    dropped = sum(1 for ds in new.values() if not ds)
     return UnicastResult(
-        tuple(reg_ids), tuple(bad), dropped, filtered=tuple(filtered), unmatched=tuple(unmatched)
+        tuple(reg_ids),
+        tuple(bad),
+        dropped,
+        filtered=tuple(filtered),
+        unmatched=tuple(unmatched),
+        deliveries=deliveries,
     )
 
 
