@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 from typing import Any
 
@@ -97,7 +98,21 @@ class Notification:
     extra: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False, separators=(",", ":"))
+        """The body sent to devices; encoded once per message (the object is immutable)."""
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> str:
+        fields = {
+            "title": self.title,
+            "description": self.description,
+            "payload": self.payload,
+            "pass_through": self.pass_through,
+            "notify_type": self.notify_type,
+            "notify_id": self.notify_id,
+            "extra": self.extra,
+        }
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Notification:

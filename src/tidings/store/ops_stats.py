@@ -8,6 +8,7 @@ a device's first click on a message). Days are UTC days written ``yyyyMMdd``.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,13 @@ _RECIPIENTS = {
 
 
 def day_of(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y%m%d")
+    """The UTC day (yyyyMMdd) of an epoch-milliseconds time."""
+    return _day_name(ms // 86_400_000)
+
+
+@functools.lru_cache(maxsize=64)
+def _day_name(days: int) -> str:
+    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=days)).strftime("%Y%m%d")
 
 
 def bump_daily(tx: Tx, app_id: str, day: str, counts: Mapping[str, int]) -> None:
