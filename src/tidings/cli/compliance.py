@@ -5,52 +5,14 @@ review decisions that must reach connected devices go through the running server
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from tidings import settings
-from tidings.errors import TidingsError
-from tidings.store.store import Store
-
-T = TypeVar("T")
-
-
-def _emit(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
-def _with_store(
-    data_dir: str | None, database_url: str | None, fn: Callable[[Store], Awaitable[T]]
-) -> T:
-    from tidings.store.store import open_store
-
-    async def go() -> T:
-        store = open_store(
-            settings.load(overrides={"data_dir": data_dir, "database_url": database_url})
-        )
-        await store.start()
-        try:
-            return await fn(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(go())
-    except TidingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--database-url", default=None, help="PostgreSQL URL instead of SQLite.")(f)
-    return click.option("--data-dir", default=None, help="Directory of the SQLite files.")(f)
-
+from tidings.cli.common import emit, store_options, with_store
 
 # --- policy versions ----------------------------------------------------------------------------
 
@@ -86,12 +48,12 @@ def policy_add(
     """Publish a policy version; by default devices must now consent to it to receive pushes."""
     from tidings.compliance import consent
 
-    p = _with_store(
+    p = with_store(
         data_dir,
         database_url,
         lambda s: consent.add_policy(s, app_id, version, url, published_at, fresh_consent, current),
     )
-    _emit(dataclasses.asdict(p))
+    emit(dataclasses.asdict(p))
 
 
 @policy.command("list")
@@ -99,8 +61,8 @@ def policy_add(
 @click.option("--app-id", required=True)
 def policy_list(data_dir: str | None, database_url: str | None, app_id: str) -> None:
     """List an app's policy versions, oldest first."""
-    for p in _with_store(data_dir, database_url, lambda s: s.policy_versions(app_id)):
-        _emit(dataclasses.asdict(p))
+    for p in with_store(data_dir, database_url, lambda s: s.policy_versions(app_id)):
+        emit(dataclasses.asdict(p))
 
 
 # --- consent ------------------------------------------------------------------------------------
@@ -118,12 +80,12 @@ def consent_verify(data_dir: str | None, database_url: str | None, app_id: str |
     """Check the hash chain of the ledger; print each broken row and exit 1 if any."""
     from tidings.compliance import consent
 
-    problems = _with_store(data_dir, database_url, lambda s: consent.verify(s, app_id))
+    problems = with_store(data_dir, database_url, lambda s: consent.verify(s, app_id))
     for p in problems:
-        _emit(dataclasses.asdict(p))
+        emit(dataclasses.asdict(p))
     if problems:
         sys.exit(1)
-    _emit({"ok": True})
+    emit({"ok": True})
 
 
 @consent_group.command("history")
@@ -136,8 +98,8 @@ def consent_history(
     """The ledger records of one device."""
     from tidings.compliance import consent
 
-    for r in _with_store(data_dir, database_url, lambda s: consent.history(s, app_id, regid)):
-        _emit(dataclasses.asdict(r))
+    for r in with_store(data_dir, database_url, lambda s: consent.history(s, app_id, regid)):
+        emit(dataclasses.asdict(r))
 
 
 # --- data-subject rights ------------------------------------------------------------------------
@@ -155,7 +117,7 @@ def device_export(data_dir: str | None, database_url: str | None, regid: str) ->
     """Print everything Tidings holds about the device, as one JSON document."""
     from tidings.compliance import erasure
 
-    _emit(_with_store(data_dir, database_url, lambda s: erasure.export(s, regid)))
+    emit(with_store(data_dir, database_url, lambda s: erasure.export(s, regid)))
 
 
 @device_group.command("erase")
@@ -165,9 +127,7 @@ def device_erase(data_dir: str | None, database_url: str | None, regid: str) -> 
     """Erase the device's data; the pseudonymous consent records stay. Prints the erased record."""
     from tidings.compliance import erasure
 
-    _emit(
-        dataclasses.asdict(_with_store(data_dir, database_url, lambda s: erasure.erase(s, regid)))
-    )
+    emit(dataclasses.asdict(with_store(data_dir, database_url, lambda s: erasure.erase(s, regid))))
 
 
 # --- content review -----------------------------------------------------------------------------
@@ -204,10 +164,10 @@ def rule_add(
     """Add a rule and print it."""
     from tidings.compliance import moderation
 
-    rule = _with_store(
+    rule = with_store(
         data_dir, database_url, lambda s: moderation.add_rule(s, kind, pattern, app_id, action)
     )
-    _emit(dataclasses.asdict(rule))
+    emit(dataclasses.asdict(rule))
 
 
 @rule_group.command("list")
@@ -215,8 +175,8 @@ def rule_add(
 @click.option("--app-id", default=None, help="Rules that apply to this app [all rules].")
 def rule_list(data_dir: str | None, database_url: str | None, app_id: str | None) -> None:
     """List rules, one JSON line each."""
-    for r in _with_store(data_dir, database_url, lambda s: s.review_rules(app_id)):
-        _emit(dataclasses.asdict(r))
+    for r in with_store(data_dir, database_url, lambda s: s.review_rules(app_id)):
+        emit(dataclasses.asdict(r))
 
 
 @rule_group.command("remove")
@@ -224,9 +184,9 @@ def rule_list(data_dir: str | None, database_url: str | None, app_id: str | None
 @click.argument("rule_id")
 def rule_remove(data_dir: str | None, database_url: str | None, rule_id: str) -> None:
     """Remove a rule (exit code 1 if there is none with that id)."""
-    if not _with_store(data_dir, database_url, lambda s: s.remove_review_rule(rule_id)):
+    if not with_store(data_dir, database_url, lambda s: s.remove_review_rule(rule_id)):
         raise click.ClickException(f"no rule {rule_id}")
-    _emit({"removed": rule_id})
+    emit({"removed": rule_id})
 
 
 def admin_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -268,7 +228,7 @@ def review_queue(api_url: str, token: str, app_id: str | None, limit: int) -> No
     if app_id:
         params["app_id"] = app_id
     for item in _admin(api_url, token, "GET", "/admin/review/queue", params=params)["held"]:
-        _emit(item)
+        emit(item)
 
 
 def _decide(verb: str) -> Callable[..., None]:
@@ -278,7 +238,7 @@ def _decide(verb: str) -> Callable[..., None]:
         for msg_id in msg_ids:
             body = {"actor": actor, "reason": reason}
             path = f"/admin/review/{msg_id}/{verb}"
-            _emit(_admin(api_url, token, "POST", path, json=body)["message"])
+            emit(_admin(api_url, token, "POST", path, json=body)["message"])
 
     return command
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import signal
 import sys
@@ -16,14 +15,11 @@ from typing import Any
 import click
 
 from tidings import __version__, settings
+from tidings.cli.common import emit, store_options, with_store
 from tidings.errors import TidingsError
+from tidings.store.store import Store
 
 log = logging.getLogger("tidings.cli")
-
-
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
 
 
 def _setup_logging(level: str) -> None:
@@ -134,13 +130,8 @@ def app() -> None:
     """Manage apps (bootstrap level)."""
 
 
-def _store_conf(data_dir: str | None, database_url: str | None) -> settings.Settings:
-    return settings.load(overrides={"data_dir": data_dir, "database_url": database_url})
-
-
 @app.command("create")
-@click.option("--data-dir", default=None)
-@click.option("--database-url", default=None)
+@store_options
 @click.option("--name", required=True)
 @click.option("--package", required=True, help="Android-style package name, e.g. com.example.app")
 @click.option("--privacy-policy-version", default=None)
@@ -159,78 +150,46 @@ def app_create(
     if not valid_package(package):
         raise click.BadParameter("must look like com.example.app", param_hint="--package")
 
-    async def go() -> dict[str, Any]:
-        from tidings.store.store import open_store
+    async def create(store: Store) -> dict[str, Any]:
+        if await store.app_by_package(package) is not None:
+            raise click.ClickException(f"an app with package {package} already exists")
+        new = await store.create_app(name, package, privacy_policy_version)
+        return new.public()
 
-        store = open_store(_store_conf(data_dir, database_url))
-        await store.start()
-        try:
-            if await store.app_by_package(package) is not None:
-                raise click.ClickException(f"an app with package {package} already exists")
-            new = await store.create_app(name, package, privacy_policy_version)
-            return new.public()
-        finally:
-            await store.close()
-
-    try:
-        _emit(asyncio.run(go()))
-    except TidingsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    emit(with_store(data_dir, database_url, create))
 
 
 @app.command("receipt-key")
-@click.option("--data-dir", default=None)
-@click.option("--database-url", default=None)
+@store_options
 @click.argument("app_id")
 def app_receipt_key(data_dir: str | None, database_url: str | None, app_id: str) -> None:
     """Print the app's key for verifying signed receipts (Standard Webhooks ``whsec_…``)."""
 
-    async def go() -> dict[str, Any]:
-        from tidings.store.store import open_store
+    async def key(store: Store) -> dict[str, Any]:
+        if await store.app_by_id(app_id) is None:
+            raise click.ClickException(f"no app {app_id}")
+        return {"app_id": app_id, "receipt_key": await store.receipt_key(app_id)}
 
-        store = open_store(_store_conf(data_dir, database_url))
-        await store.start()
-        try:
-            if await store.app_by_id(app_id) is None:
-                raise click.ClickException(f"no app {app_id}")
-            return {"app_id": app_id, "receipt_key": await store.receipt_key(app_id)}
-        finally:
-            await store.close()
-
-    try:
-        _emit(asyncio.run(go()))
-    except TidingsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    emit(with_store(data_dir, database_url, key))
 
 
 @app.command("list")
-@click.option("--data-dir", default=None)
-@click.option("--database-url", default=None)
+@store_options
 def app_list(data_dir: str | None, database_url: str | None) -> None:
     """List apps, one JSON line each (secrets are never shown again)."""
 
-    async def go() -> None:
-        from tidings.store.store import open_store
+    async def listing(store: Store) -> None:
+        for a in await store.list_apps():
+            emit(
+                {
+                    "app_id": a.app_id,
+                    "name": a.name,
+                    "package": a.package,
+                    "privacy_policy_version": a.privacy_policy_version,
+                }
+            )
 
-        store = open_store(_store_conf(data_dir, database_url))
-        await store.start()
-        try:
-            for a in await store.list_apps():
-                _emit(
-                    {
-                        "app_id": a.app_id,
-                        "name": a.name,
-                        "package": a.package,
-                        "privacy_policy_version": a.privacy_policy_version,
-                    }
-                )
-        finally:
-            await store.close()
-
-    try:
-        asyncio.run(go())
-    except TidingsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with_store(data_dir, database_url, listing)
 
 
 @main.command()
@@ -272,7 +231,7 @@ def listen(
         def on_message(msg: PushMessage) -> None:
             nonlocal seen
             body = msg.to_dict()
-            _emit(
+            emit(
                 {
                     "event": "message",
                     **{
@@ -298,10 +257,10 @@ def listen(
         client = DeviceClient(
             gateway,
             state_path=state,
-            on_registered=lambda r: _emit({"event": "registered", "app_id": r[0], "reg_id": r[1]}),
+            on_registered=lambda r: emit({"event": "registered", "app_id": r[0], "reg_id": r[1]}),
             on_notification=on_message,
             on_pass_through=on_message,
-            on_command_result=lambda c: _emit(
+            on_command_result=lambda c: emit(
                 {
                     "event": "command",
                     "command": c.command,
@@ -310,8 +269,8 @@ def listen(
                     **({"reason": c.reason} if c.reason else {}),
                 }
             ),
-            on_resync=lambda a: _emit({"event": "resync", "app_id": a}),
-            on_error=lambda f: _emit(
+            on_resync=lambda a: emit({"event": "resync", "app_id": a}),
+            on_error=lambda f: emit(
                 {"event": "error", "code": f.get("code"), "reason": f.get("reason", "")}
             ),
         )
@@ -418,13 +377,13 @@ def send(
             extra=extra,
         )
     except SendError as exc:
-        _emit(exc.response)
+        emit(exc.response)
         sys.exit(1)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot reach {api_url}: {exc}") from exc
     finally:
         client.close()
-    _emit(result)
+    emit(result)
 
 
 from tidings.cli import compliance  # noqa: E402  (its commands attach to the groups above)

@@ -345,18 +345,17 @@ class Hub:
             sent += len(items)
         self.stats["sent"] += sent
 
+    async def _connected_targets(self, ev: Ephemeral | Revoked) -> list[str]:
+        """The devices connected here that an unstored message or a revoke is for."""
+        if not ev.kind.is_broadcast:
+            return [r for r in ev.reg_ids if r in self.slots]
+        connected = list(self.by_app.get(ev.app_id, ()))
+        if not connected:
+            return []
+        return await self.store.topic_members(ev.app_id, connected, ev.kind, ev.topics, ev.topic_op)
+
     async def _deliver_ephemeral(self, ev: Ephemeral) -> None:
-        if ev.kind.is_broadcast:
-            connected = list(self.by_app.get(ev.app_id, ()))
-            regs = (
-                await self.store.topic_members(
-                    ev.app_id, connected, ev.kind, ev.topics, ev.topic_op
-                )
-                if connected
-                else []
-            )
-        else:
-            regs = [r for r in ev.reg_ids if r in self.slots]
+        regs = await self._connected_targets(ev)
         for reg_id in regs:
             slot = self.slots.get(reg_id)
             if slot is not None and not slot.link.closed:
@@ -365,17 +364,7 @@ class Hub:
         self.stats["sent_ephemeral"] += len(regs)
 
     async def _deliver_revoke(self, ev: Revoked) -> None:
-        if ev.kind.is_broadcast:
-            connected = list(self.by_app.get(ev.app_id, ()))
-            regs = (
-                await self.store.topic_members(
-                    ev.app_id, connected, ev.kind, ev.topics, ev.topic_op
-                )
-                if connected
-                else []
-            )
-        else:
-            regs = [r for r in ev.reg_ids if r in self.slots]
+        regs = await self._connected_targets(ev)
         for reg_id in regs:
             slot = self.slots.get(reg_id)
             if slot is not None and not slot.link.closed:
