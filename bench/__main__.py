@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import machine, report, scenarios
+from bench import machine, mqtt, report, scenarios
 
 Step = tuple[str, Callable[[], Awaitable[dict[str, Any]]]]
 
@@ -25,10 +26,15 @@ def plan(cfg: scenarios.Config) -> list[Step]:
         ("unicast-1", lambda: scenarios.unicast(cfg, 1)),
         ("unicast-fanout", lambda: scenarios.unicast(cfg, cfg.fanout_targets)),
     ]
-    for n in cfg.broadcast_sizes:
+    for n in cfg.broadcast_sizes:  # Tidings then Mosquitto at each N: the scale curve
         steps.append((f"broadcast-{n}", lambda n=n: scenarios.broadcast(cfg, n)))  # type: ignore[misc]
+        if cfg.mosquitto:
+            steps.append((f"mosquitto-{n}", lambda n=n: scenarios.mosquitto(cfg, n)))  # type: ignore[misc]
     for n in cfg.memory_sizes:
         steps.append((f"memory-{n}", lambda n=n: scenarios.memory(cfg, n)))  # type: ignore[misc]
+    steps.append(("latency", lambda: scenarios.latency(cfg)))
+    steps.append(("drain", lambda: scenarios.drain(cfg)))
+    steps.append(("million", lambda: scenarios.million(cfg)))
     return steps
 
 
@@ -83,6 +89,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small N, for CI (< 60 s)")
     parser.add_argument(
+        "--no-mosquitto", action="store_true", help="skip the Mosquitto side-by-side runs"
+    )
+    parser.add_argument(
         "--record", action="store_true", help="append to docs/performance.md even for a quick run"
     )
     parser.add_argument(
@@ -95,11 +104,13 @@ def main() -> int:
     machine.raise_nofile()
     machine.pin(machine.LOADGEN_CPU)
     cfg = scenarios.QUICK if args.quick else scenarios.FULL
+    if args.no_mosquitto or not os.path.exists(mqtt.MOSQUITTO):
+        cfg = dataclasses.replace(cfg, mosquitto=False)
     steps = [s for s in plan(cfg) if not args.only or _chosen(s[0], args.only)]
     started = time.monotonic()
     load_before = _loadavg()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    results = asyncio.run(run(steps, budget_s=60 if args.quick else 300))
+    results = asyncio.run(run(steps, budget_s=60 if args.quick else 240))
     payload = {
         "mode": "quick" if args.quick else "full",
         "machine": machine.describe(),
@@ -109,13 +120,18 @@ def main() -> int:
         "elapsed_s": round(time.monotonic() - started, 1),
         "results": results,
     }
-    data = report.rows(results)
+    data, goals = report.rows(results), report.targets(results)
     print(report.table(data))
+    print(f"\nIssue 3's targets ({payload['mode']} run; Mosquitto: allow_duplicate_messages true):")
+    print(report.target_table(goals))
+    print(f"\nload average before / after: {' / '.join(payload['loadavg_before_after'])}")
     path = report.write_json(payload, stamp)
-    print(f"\nresults: {path}")
+    print(f"results: {path}")
     if (not args.quick or args.record) and not args.only:
-        report.append_doc(payload, data, path)
+        report.append_doc(payload, data, path, goals)
         print(f"appended to {report.DOC}")
+        if not args.quick and (curve := report.plot(results)):
+            print(f"scale curve: {curve}")
     return 1 if any(r["scenario"] == "failed" for r in results) else 0
 
 

@@ -48,6 +48,13 @@ class Fleet:
         self.waiting: tuple[str, asyncio.Future[None]] | None = None
         self.problems: dict[str, int] = {}
         self.armed_cpu = 0.0
+        # "collect" mode (latency, drain): keep every message; see :meth:`collect`
+        self.collecting = False
+        self.collected = 0
+        self.collect_target = 0
+        self.collect_last = 0.0
+        self.rx: dict[str, tuple[str, str, float]] = {}  # msg_id -> (reg_id, payload, time)
+        self.collect_done: asyncio.Future[None] | None = None
 
     def problem(self, kind: str) -> None:
         self.problems[kind] = self.problems.get(kind, 0) + 1
@@ -60,6 +67,23 @@ class Fleet:
         self.first_rx.clear()
         for d in self.devices:
             d.got.clear()
+
+    def collect(self, target: int) -> asyncio.Future[None]:
+        """Accept any message from now on; the future is done after ``target`` of them."""
+        self.collecting, self.collected, self.collect_target = True, 0, target
+        self.rx.clear()
+        self.collect_done = asyncio.get_running_loop().create_future()
+        if target <= 0:
+            self.collect_done.set_result(None)
+        return self.collect_done
+
+    def kept(self, dev: Device, msg_id: str, payload: str, now: float) -> None:
+        self.collected += 1
+        self.collect_last = now
+        self.rx.setdefault(msg_id, (dev.reg_id, payload, now))
+        done = self.collect_done
+        if done is not None and self.collected >= self.collect_target and not done.done():
+            done.set_result(None)
 
     def received(self, msg_id: str, now: float) -> None:
         count = self.counts[msg_id] = self.counts.get(msg_id, 0) + 1
@@ -97,21 +121,24 @@ class Fleet:
             "cpu_s": time.process_time() - self.armed_cpu,
         }
 
-    async def connect(self, n: int, parallel: int = 200, timeout: float = 120.0) -> float:
-        """Connect and register ``n`` devices, ``parallel`` handshakes at a time."""
+    async def connect(
+        self, n: int, parallel: int = 200, timeout: float = 120.0, uaids: list[str] | None = None
+    ) -> float:
+        """Connect and register ``n`` devices, ``parallel`` handshakes at a time (with the given
+        uaids: devices coming back, which must get their old regIds)."""
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(parallel)
         started = time.monotonic()
         deadline = started + timeout
 
-        async def one() -> None:
+        async def one(i: int) -> None:
             async with gate:
-                dev = Device(self)
+                dev = Device(self, uaids[i] if uaids else "")
                 await loop.create_connection(lambda: dev, self.host, self.port)
                 await asyncio.wait_for(dev.registered, max(1.0, deadline - time.monotonic()))
                 self.devices.append(dev)
 
-        results = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+        results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             raise RuntimeError(f"{len(failed)} of {n} devices failed to register: {failed[0]!r}")
@@ -124,8 +151,9 @@ class Fleet:
 
 
 class Device(asyncio.Protocol):
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet, uaid: str = "") -> None:
         self.fleet = fleet
+        self.uaid = uaid
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.upgraded = False
@@ -166,7 +194,10 @@ class Device(asyncio.Protocol):
                 self.registered.set_exception(ConnectionError(f"upgrade refused: {status!r}"))
                 return
             self.upgraded = True
-            self.send({"messageType": "hello", "use_webpush": True})
+            hello: dict[str, Any] = {"messageType": "hello", "use_webpush": True}
+            if self.uaid:
+                hello["uaid"] = self.uaid
+            self.send(hello)
         self._frames()
 
     def _frames(self) -> None:
@@ -219,6 +250,10 @@ class Device(asyncio.Protocol):
             if obj.get("status") != 200 or not obj.get("uaid"):
                 self.registered.set_exception(ConnectionError(f"hello refused: {obj}"))
                 return
+            if self.uaid and obj["uaid"] != self.uaid:
+                self.registered.set_exception(ConnectionError("uaid not honoured"))
+                return
+            self.uaid = obj["uaid"]
             self.send(
                 {
                     "messageType": "app_register",
@@ -244,6 +279,12 @@ class Device(asyncio.Protocol):
         message = obj.get("message") or {}
         if obj.get("reg_id") != self.reg_id or not isinstance(seq, int) or seq <= 0:
             fleet.problem("bad_envelope")
+        elif fleet.collecting and isinstance(msg_id, str):
+            if msg_id in self.got:
+                fleet.problem("duplicate")
+            else:
+                self.got[msg_id] = seq
+                fleet.kept(self, msg_id, str(message.get("payload")), now)
         elif not isinstance(msg_id, str) or message.get("payload") != fleet.payload:
             fleet.problem("bad_payload")
         elif msg_id in self.got:

@@ -39,6 +39,8 @@ from tidings.store.store import Store
 
 log = logging.getLogger("tidings.gateway")
 
+CATCH_UP_CHUNK = 1000  # devices per catch-up transaction when a broadcast reaches many
+
 
 class Link(Protocol):
     """What the hub needs of a device connection."""
@@ -323,11 +325,23 @@ class Hub:
             slot.sent = max(slot.sent, items[-1].seq)
 
     async def _catch_up_connected(self) -> None:
+        """Bring every connected device of the apps whose log grew up to date, in chunks.
+
+        The next chunk is committed by the store while this one is being sent, so a broadcast
+        to many devices starts arriving after the first chunk, not after all of them.
+        """
         apps, self._catch_up_apps = self._catch_up_apps, set()
         for app_id in apps:
             regs = list(self.by_app.get(app_id, ()))
-            if regs:
-                self._deliver_new(await self.store.catch_up(app_id, regs))
+            chunks = [regs[i : i + CATCH_UP_CHUNK] for i in range(0, len(regs), CATCH_UP_CHUNK)]
+            if not chunks:
+                continue
+            ahead = asyncio.ensure_future(self.store.catch_up(app_id, chunks[0]))
+            for i in range(len(chunks)):
+                new = await ahead
+                if i + 1 < len(chunks):
+                    ahead = asyncio.ensure_future(self.store.catch_up(app_id, chunks[i + 1]))
+                self._deliver_new(new)
 
     def _deliver_new(self, new: dict[str, list[Delivery]]) -> None:
         """Send freshly committed entries straight away when they fit; else let the pump read."""
