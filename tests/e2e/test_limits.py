@@ -81,6 +81,8 @@ async def test_per_device_quota_refuses_and_reports(tmp_path: Path) -> None:
         send = {**BASE, "registration_id": a.reg_id}
         code, reason = await call(refusal, s, "/v3/message/regid", **send)
         assert (code, reason) == (200001, "exceed quota, quota: 1, have acked: 1")
+        ttl0 = {**send, "time_to_live": "0"}  # online-now-or-never sends are held to it too
+        assert await call(code_of, s, "/v3/message/regid", **ttl0) == 200001
 
         # some targets over: accepted for the others, receipt 128 for the ones left out
         extra = {"callback": rx.url, "callback.type": "129", "callback.param": "q"}
@@ -196,6 +198,15 @@ async def test_limits_with_a_future_date_apply_only_from_then(tmp_path: Path) ->
         await phone.wait_for(4)
         await delivered(node, phone.reg_id, "default", 1)
         assert await call(code_of, s, "/v3/message/regid", **send) == 200001
+        # a scheduled send is accepted, and held to the quota when it fires
+        later = {**send, "time_to_send": str(clock.now_ms() + 5_000)}
+        r = await call(_post, s, "/v3/message/regid", **later)
+        clock.advance(6_000)
+        async with asyncio.timeout(5):
+            while await node.store.job_exists(app.app.app_id, r.data.id):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert len(phone.messages) == 4
         await phone.stop()
 
 

@@ -281,6 +281,7 @@ class Store:
             reason,
             self.clock.now_ms(),
             self.backlog_cap,
+            await self._quotas(),
         )
 
     async def review_decisions(self, msg_id: str) -> list[dict[str, object]]:
