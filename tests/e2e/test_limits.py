@@ -191,6 +191,9 @@ async def test_limits_with_a_future_date_apply_only_from_then(tmp_path: Path) ->
         for _ in range(3):
             assert await call(code_of, s, "/v3/message/regid", **send) == 0
         await phone.wait_for(3)
+        async with asyncio.timeout(5):  # acked before the change: not counted
+            while await node.store.pending(phone.reg_id):
+                await asyncio.sleep(0.05)
         assert await node.store.delivered_today(phone.reg_id, "default") == 0
         clock.advance(DAY)  # the announced limits are in effect now
         assert (await node.store.limits()).preset == "mipush"
