@@ -51,7 +51,7 @@ async def until_refused(secret: str, tries: int = 50) -> bool:
 
 
 async def test_unlimited_by_default(tmp_path: Path) -> None:
-    async with running_node(tmp_path / "d", ack_timeout_s=0.5) as node:
+    async with running_node(tmp_path / "d", ack_timeout_s=0.5, limits_cache_s=60.0) as node:
         point_xmpush_at(node)
         app: NewApp = await node.store.create_app("Demo", PKG)
         phone = await Phone(node, app).start()
@@ -62,6 +62,8 @@ async def test_unlimited_by_default(tmp_path: Path) -> None:
         assert (await node.store.limits()).quotas == {} and (await node.store.limits()).qps is None
         assert await node.store.delivered_today(phone.reg_id, "default") == 0  # nothing counted
         assert not await until_refused(app.app_secret, tries=30)  # no request rate limit
+        # sends, acks and requests found the (empty) schedule in memory: one read in all
+        assert node.store.limits_reads == 1
         await phone.stop()
 
 

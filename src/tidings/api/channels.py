@@ -85,11 +85,13 @@ async def check_channel(store: Store, app: App, draft: Draft) -> None:
         raise ApiError(codes.CHANNEL_MISMATCH, f"extra.channel_id {channel_id!r} is unknown")
 
 
-def quota_error(result: UnicastResult) -> ApiError:
-    """200001 for a send whose every target was at its daily quota."""
+def quota_error(result: UnicastResult, data: dict[str, Any] | None = None) -> ApiError:
+    """200001 for a send whose every known target was at its daily quota."""
     acked = min(n for _, n in result.over_quota)
     return ApiError(
-        codes.QUOTA_EXCEEDED, f"exceed quota, quota: {result.quota}, have acked: {acked}"
+        codes.QUOTA_EXCEEDED,
+        f"exceed quota, quota: {result.quota}, have acked: {acked}",
+        data or None,
     )
 
 

@@ -88,7 +88,7 @@ async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, 
         data[_BAD_FIELD[kind]] = ",".join(result.bad_targets)
     if not (result.reg_ids or result.filtered or result.unmatched):  # filtered count as accepted
         if result.over_quota:  # every known target reached its quota
-            raise quota_error(result)
+            raise quota_error(result, data)
         raise ApiError(codes.SEND_FAILED, "no valid target", data)
     data["id"] = message.msg_id
     return envelope(0, data, info=info)
