@@ -54,10 +54,9 @@ SETTINGS: tuple[Setting, ...] = (
         "Operator token for the /admin endpoints (review queue); empty disables them.",
     ),
     Setting(
-        "daily_quota_floor",
-        10_000,
-        "Smallest quota base: an app's daily quota is its device count (at least this) times the"
-        " category's factor (default 1, public 2, private unlimited).",
+        "limits_cache_s",
+        1.0,
+        "Seconds a node keeps the limits schedule (tidings limits) in memory before reading it.",
     ),
     Setting("stats_retention_days", 90, "Days a message's trace is kept after it was sent."),
     Setting("schedule_poll_s", 0.25, "Seconds between looks for scheduled sends that are due."),

@@ -56,6 +56,29 @@ def test_batches_group_per_url_and_type_and_merge_targets() -> None:
     }
 
 
+def test_quota_receipts_with_different_counts_are_not_merged() -> None:
+    one = '{"ack": "1", "quota": "1"}'
+    two = '{"ack": "2", "quota": "1"}'
+    rs = [
+        Receipt("a", "app", "http://a/", "m1", 128, "r1", None, None, 1, 0, one),
+        Receipt("b", "app", "http://a/", "m1", 128, "r2", None, None, 1, 0, two),
+        Receipt("c", "app", "http://a/", "m1", 128, "r3", None, None, 2, 0, one),
+    ]
+    groups = batches(rs)
+    assert [key for key, _ in groups] == [("app", "http://a/", 128)] * 2
+    assert [payload(g) for _, g in groups] == [
+        {
+            "m1": {
+                "type": 128,
+                "targets": "r1,r3",
+                "timestamp": 2,
+                "extra": {"ack": "1", "quota": "1"},
+            }
+        },
+        {"m1": {"type": 128, "targets": "r2", "timestamp": 1, "extra": {"ack": "2", "quota": "1"}}},
+    ]
+
+
 @pytest.mark.parametrize(
     ("address", "public"),
     [

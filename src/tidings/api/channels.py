@@ -1,10 +1,9 @@
-"""Notification channels (``/v1/channel/{add,list,discard}``) and the daily quota check of sends.
+"""Notification channels (``/v1/channel/{add,list,discard}``) and the channel check of sends.
 
 A channel gives its messages a category: ``public`` (公信, the default for a new channel) or
-``private`` (私信); messages without ``extra.channel_id`` are in the ``default`` category. Each
-category has a daily quota of delivered messages per app: the base is the app's device count, at
-least ``daily_quota_floor``, times 1 (default), 2 (public) or unlimited (private). A send whose
-category already used its quota today gets 200001.
+``private`` (私信); messages without ``extra.channel_id`` are in the ``default`` category. The
+operator's limits (``tidings limits``) may give each category a daily quota per device; the
+store applies it when it resolves a send's devices (``UnicastResult.over_quota``).
 """
 
 from __future__ import annotations
@@ -14,14 +13,13 @@ from typing import Any
 from tidings.api import codes
 from tidings.api.call import Call, Handler, envelope, required
 from tidings.api.message_form import Draft
-from tidings.core.models import App, Channel
+from tidings.core.models import App, Channel, UnicastResult
 from tidings.errors import ApiError
 from tidings.store.store import Store
 
 MAX_CHANNEL_ID = 200
 MAX_CHANNEL_NAME = 40
 MAX_CHANNEL_DESCRIPTION = 300
-QUOTA_FACTOR = {"default": 1, "public": 2}  # private: unlimited
 
 
 def _length(value: str, name: str, limit: int) -> str:
@@ -80,22 +78,21 @@ async def channel_discard(call: Call) -> dict[str, Any]:
     return envelope(0, {"channel_id": channel_id})
 
 
-async def check_quota(store: Store, app: App, draft: Draft, floor: int) -> None:
-    """Refuse a send whose channel is unknown (27001) or whose category's quota is used up."""
+async def check_channel(store: Store, app: App, draft: Draft) -> None:
+    """Refuse a send whose ``extra.channel_id`` is not a channel of the app (27001)."""
     channel_id = draft.notification.extra.get("channel_id")
-    category = "default"
-    if channel_id:
-        channel = await store.get_channel(app.app_id, channel_id)
-        if channel is None:
-            raise ApiError(codes.CHANNEL_MISMATCH, f"extra.channel_id {channel_id!r} is unknown")
-        category = channel.category
-    factor = QUOTA_FACTOR.get(category)
-    if factor is None:
-        return
-    acked, devices = await store.quota_usage(app.app_id, category)
-    quota = factor * max(floor, devices)
-    if acked >= quota:
-        raise ApiError(codes.QUOTA_EXCEEDED, f"exceed quota, quota: {quota}, have acked: {acked}")
+    if channel_id and await store.get_channel(app.app_id, channel_id) is None:
+        raise ApiError(codes.CHANNEL_MISMATCH, f"extra.channel_id {channel_id!r} is unknown")
+
+
+def quota_error(result: UnicastResult, data: dict[str, Any] | None = None) -> ApiError:
+    """200001 for a send whose every known target was at its daily quota."""
+    acked = min(n for _, n in result.over_quota)
+    return ApiError(
+        codes.QUOTA_EXCEEDED,
+        f"exceed quota, quota: {result.quota}, have acked: {acked}",
+        data or None,
+    )
 
 
 ROUTES: dict[str, Handler] = {

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from tidings import ids
 from tidings.api import channels, codes, devices, jobs, revoke, trace
 from tidings.api.call import Call, Handler, check_target, envelope
-from tidings.api.channels import check_quota
+from tidings.api.channels import check_channel, quota_error
 from tidings.api.message_form import (
     check_package,
     fields_from_json,
@@ -30,6 +30,7 @@ from tidings.api.params import MAX_BODY, Params
 from tidings.compliance.models import Verdict
 from tidings.compliance.moderation import ReviewService
 from tidings.core.models import App, Message, ScheduledJob, TargetKind, TopicOp
+from tidings.core.quotas import TokenBuckets
 from tidings.core.sending import SendService
 from tidings.errors import ApiError, StoreError, StoreUnavailable
 from tidings.settings import Settings
@@ -72,7 +73,7 @@ async def _review(call: Call, message: Message, targets: list[str]) -> dict[str,
 async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, Any]:
     targets = call.targets(kind, *names)
     draft = call.draft()
-    await check_quota(call.api.store, call.app, draft, call.api.settings.daily_quota_floor)
+    await check_channel(call.api.store, call.app, draft)
     message = draft.message(call.app, kind, call.api.sender.now())
     held = await _review(call, message, targets)
     if held is not None:
@@ -86,6 +87,8 @@ async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, 
     if result.bad_targets:
         data[_BAD_FIELD[kind]] = ",".join(result.bad_targets)
     if not (result.reg_ids or result.filtered or result.unmatched):  # filtered count as accepted
+        if result.over_quota:  # every known target reached its quota
+            raise quota_error(result, data)
         raise ApiError(codes.SEND_FAILED, "no valid target", data)
     data["id"] = message.msg_id
     return envelope(0, data, info=info)
@@ -107,7 +110,7 @@ async def _broadcast(
     call: Call, kind: TargetKind, topics: tuple[str, ...] = (), op: TopicOp = TopicOp.UNION
 ) -> dict[str, Any]:
     draft = call.draft()
-    await check_quota(call.api.store, call.app, draft, call.api.settings.daily_quota_floor)
+    await check_channel(call.api.store, call.app, draft)
     message = draft.message(call.app, kind, call.api.sender.now(), topics, op)
     held = await _review(call, message, [])
     if held is not None:
@@ -151,7 +154,6 @@ def _multi(kind: TargetKind) -> Handler:
             raise ApiError(codes.ILLEGAL_PARAM, f"at most {s.max_targets} messages per request")
         now = api.sender.now()
         planned = []
-        over_quota: dict[str, int] = {}  # channel -> entries refused by its daily quota
         for entry in entries:  # check everything before storing anything
             if not isinstance(entry, dict) or not isinstance(entry.get("target"), str):
                 raise ApiError(codes.ILLEGAL_PARAM, "each entry needs a string target")
@@ -168,14 +170,7 @@ def _multi(kind: TargetKind) -> Handler:
             draft = read_message(
                 fields, ttl_default=s.ttl_default_ms, ttl_max=s.ttl_max_ms, now=now
             )
-            try:
-                await check_quota(api.store, call.app, draft, s.daily_quota_floor)
-            except ApiError as err:  # reported per channel, as Mi Push does, not as 200001
-                if err.code != codes.QUOTA_EXCEEDED:
-                    raise
-                channel = draft.notification.extra.get("channel_id") or "default"
-                over_quota[channel] = over_quota.get(channel, 0) + 1
-                continue
+            await check_channel(api.store, call.app, draft)
             planned.append((entry["target"], draft))
         built = [(draft.message(call.app, kind, now), target, draft) for target, draft in planned]
         held_ids: list[str] = []
@@ -210,9 +205,18 @@ def _multi(kind: TargetKind) -> Handler:
             r = results[msg_id]
             return bool(r.reg_ids or r.filtered or r.unmatched)
 
+        # entries whose target reached its daily quota: counted per channel, as Mi Push does,
+        # instead of 200001
+        over_quota: dict[str, int] = {}
+        for m, _, _ in messages:
+            if not accepted(m.msg_id) and results[m.msg_id].over_quota:
+                channel = m.notification.extra.get("channel_id") or "default"
+                over_quota[channel] = over_quota.get(channel, 0) + 1
         sent_ids = [m.msg_id for m, _, d in built if d.send_at is not None or accepted(m.msg_id)]
         sent_ids += held_ids
-        bad = [t for m, t, _ in messages if not accepted(m.msg_id)]
+        bad = [
+            t for m, t, _ in messages if not accepted(m.msg_id) and not results[m.msg_id].over_quota
+        ]
         data: dict[str, Any] = {_BAD_FIELD[kind]: ",".join(bad)} if bad else {}
         if held_ids:
             data["held_ids"] = held_ids
@@ -294,6 +298,7 @@ class MiPushApi:
         self.online = online or (lambda reg_id: False)  # is the device connected right now
         # AppSecret digest -> (app, fetched at): saves a database read per request
         self._apps: dict[str, tuple[App, float]] = {}
+        self._rates = TokenBuckets()  # per-app request rate (the active limits' qps)
 
     def routes(self) -> list[Route]:
         """The routes as Starlette routes (the node serves them through :mod:`sender_app`)."""
@@ -332,6 +337,11 @@ class MiPushApi:
                 raise ApiError(codes.PARAM_ERROR, f"request body over {MAX_BODY} bytes")
             params = Params.parse(query, body, content_type)
             app = await self._authenticate(authorization)
+            qps = (await self.store.limits()).qps
+            if qps is not None and not self._rates.take(app.app_id, qps):
+                raise ApiError(
+                    codes.RATE_LIMITED, f"request rate over {qps} per second for this app"
+                )
             return 200, await handler(Call(self, app, params, path)), {}
         except ApiError as err:
             return 200, envelope(err.code, err.data, reason=err.reason), {}

@@ -390,5 +390,9 @@ from tidings.cli import compliance  # noqa: E402  (its commands attach to the gr
 
 compliance.register(main, app)
 
+from tidings.cli.limits import limits_group  # noqa: E402
+
+main.add_command(limits_group)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

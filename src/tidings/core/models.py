@@ -161,6 +161,10 @@ class UnicastResult:
     unmatched: tuple[str, ...] = ()  # known devices the message's device filters left out
     # the inbox rows written, per device, ready to send (empty list: the backlog cap dropped some)
     deliveries: dict[str, list[Delivery]] | None = dataclasses.field(default=None, compare=False)
+    # known devices left out because they reached today's quota of the message's category:
+    # (regId, messages of that category it acked today), and that quota
+    over_quota: tuple[tuple[str, int], ...] = ()
+    quota: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +235,7 @@ class Receipt:
     param: str | None
     at: int
     attempts: int = 0
+    extra: str | None = None  # a JSON object sent as the event's ``extra`` (type 128)
 
 
 @dataclasses.dataclass(frozen=True)

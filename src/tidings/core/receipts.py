@@ -52,11 +52,12 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
 
 
 def batches(receipts: Sequence[Receipt]) -> list[tuple[tuple[str, str, int], list[Receipt]]]:
-    """Receipts grouped per (app, URL, type): one POST each, keyed by message id."""
-    groups: dict[tuple[str, str, int], list[Receipt]] = collections.defaultdict(list)
+    """Receipts grouped per (app, URL, type): one POST each, keyed by message id. Events with
+    different ``extra`` objects (type 128: each device's count) go in separate POSTs."""
+    groups: dict[tuple[str, str, int, str], list[Receipt]] = collections.defaultdict(list)
     for r in receipts:
-        groups[(r.app_id, r.url, r.type)].append(r)
-    return list(groups.items())
+        groups[(r.app_id, r.url, r.type, r.extra or "")].append(r)
+    return [((app, url, kind), group) for (app, url, kind, _), group in groups.items()]
 
 
 def payload(group: Sequence[Receipt]) -> dict[str, Any]:
@@ -69,6 +70,8 @@ def payload(group: Sequence[Receipt]) -> dict[str, Any]:
                 entry["param"] = r.param
             if r.jobkey is not None:
                 entry["jobkey"] = r.jobkey
+            if r.extra:
+                entry["extra"] = json.loads(r.extra)
         else:  # several events of one type for one message: one entry, all targets
             entry["targets"] += "," + r.targets
             entry["timestamp"] = max(entry["timestamp"], r.at)

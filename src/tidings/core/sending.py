@@ -36,6 +36,12 @@ class SendService:
         flt = DeviceFilter.of(message.notification.extra)
         if flt is not None and regs:
             regs, unmatched = await self.store.split_by_filter(regs, flt)
+        over: dict[str, int] = {}
+        quota = 0
+        limits = await self.store.limits()
+        if limits.counting and regs:
+            over, quota = await self.store.over_quota(message, regs, limits.quotas)
+            regs = [r for r in regs if r not in over]
         if regs:
             await self.bus.publish(
                 Ephemeral(
@@ -47,7 +53,12 @@ class SendService:
                 )
             )
         return UnicastResult(
-            tuple(regs), tuple(bad), filtered=tuple(filtered), unmatched=tuple(unmatched)
+            tuple(regs),
+            tuple(bad),
+            filtered=tuple(filtered),
+            unmatched=tuple(unmatched),
+            over_quota=tuple(over.items()),
+            quota=quota,
         )
 
     async def unicast_batch(

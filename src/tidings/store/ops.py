@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from tidings import ids
@@ -27,7 +27,15 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.core.topics import matches
-from tidings.store import ops_feedback, ops_filters, ops_stats, privacy_ops
+from tidings.store import (
+    ops_channels,
+    ops_feedback,
+    ops_filters,
+    ops_limits,
+    ops_receipts,
+    ops_stats,
+    privacy_ops,
+)
 from tidings.store.schema import MIGRATIONS
 
 CHUNK = 500
@@ -66,17 +74,17 @@ def schema_version(tx: Tx) -> int:
 def migrate(tx: Tx, dialect: str = "sqlite") -> int:
     """Apply every migration newer than the database; return the resulting version."""
     tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)")
-    current = schema_version(tx)
-    for version, statements in MIGRATIONS:
-        if version <= current:
+    applied = {int(r[0]) for r in tx.all("SELECT version FROM schema_version")}
+    for version, statements in MIGRATIONS:  # by set, not by max: branches merge out of order
+        if version in applied:
             continue
         for sql in statements:
             tx.execute(
                 sql.replace("{without_rowid}", " WITHOUT ROWID" if dialect == "sqlite" else "")
             )
         tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-        current = version
-    return current
+        applied.add(version)
+    return max(applied, default=0)
 
 
 # --- apps ---------------------------------------------------------------------------------------
@@ -409,11 +417,18 @@ _FEEDBACK_KINDS = {TargetKind.REGID: ops_feedback.REGID, TargetKind.ALIAS: ops_f
 
 
 def send_unicast(
-    tx: Tx, message: Message, targets: Sequence[str], cap: int, store: bool = True
+    tx: Tx,
+    message: Message,
+    targets: Sequence[str],
+    cap: int,
+    store: bool = True,
+    quotas: Mapping[str, int] | None = None,
 ) -> UnicastResult:
     """Resolve targets and, when any is known, commit the message and one inbox row per device.
 
     With ``store`` False (TTL 0, only_send_once) nothing is written: targets are only resolved.
+    ``quotas`` (category -> messages per device and UTC day, from the active limits) leaves out
+    the devices that already acked that many messages of the message's category today.
     """
     known, bad = resolve_targets(tx, message.app_id, message.kind, targets)
     feedback_kind = _FEEDBACK_KINDS.get(message.kind)
@@ -428,9 +443,22 @@ def send_unicast(
     flt = DeviceFilter.of(message.notification.extra)
     if flt is not None and reg_ids:
         reg_ids, unmatched = ops_filters.split(tx, reg_ids, flt)
+    over: dict[str, int] = {}
+    quota = 0
+    if quotas and reg_ids:
+        over, quota = over_quota(tx, message, reg_ids, quotas)
+        if over:
+            reg_ids = [r for r in reg_ids if r not in over]
+    if store and (reg_ids or unmatched or filtered):  # accepted: report who was left out
+        _left_out_receipts(tx, message, filtered, over, quota)
     if not (reg_ids or unmatched) or not store:
         return UnicastResult(
-            tuple(reg_ids), tuple(bad), filtered=tuple(filtered), unmatched=tuple(unmatched)
+            tuple(reg_ids),
+            tuple(bad),
+            filtered=tuple(filtered),
+            unmatched=tuple(unmatched),
+            over_quota=tuple(over.items()),
+            quota=quota,
         )
     _insert_message(tx, message, None)
     ops_stats.record_message(
@@ -453,14 +481,63 @@ def send_unicast(
         filtered=tuple(filtered),
         unmatched=tuple(unmatched),
         deliveries=deliveries,
+        over_quota=tuple(over.items()),
+        quota=quota,
     )
 
 
+def over_quota(
+    tx: Tx, message: Message, reg_ids: Sequence[str], quotas: Mapping[str, int]
+) -> tuple[dict[str, int], int]:
+    """The devices at their quota for the message's category today (regId -> acked), the quota."""
+    channel = message.notification.extra.get("channel_id")
+    category = ops_channels.category_of(tx, message.app_id, channel)
+    quota = quotas.get(category)
+    if quota is None:
+        return {}, 0
+    day = ops_stats.day_of(message.created_at)
+    counts = ops_limits.delivered_today(tx, reg_ids, day, category)
+    return {r: n for r in reg_ids if (n := counts.get(r, 0)) >= quota}, quota
+
+
+def _left_out_receipts(
+    tx: Tx, message: Message, filtered: Sequence[str], over: Mapping[str, int], quota: int
+) -> None:
+    """Receipts for an accepted send: 32 (push disabled: no consent) and 128 (over quota)."""
+    url, param, types = ops_stats.callback_of(message)
+    callback = (url, param, types, message.jobkey)
+    if not url or not types & (ops_receipts.PUSH_DISABLED | ops_receipts.EXCEED_QUOTA):
+        return
+    now = message.created_at
+    if filtered:
+        ops_receipts.add_receipt(
+            tx, message.app_id, message.msg_id, ops_receipts.PUSH_DISABLED, filtered, now, callback
+        )
+    by_count: dict[int, list[str]] = {}
+    for reg_id, n in over.items():
+        by_count.setdefault(n, []).append(reg_id)
+    for n, regs in sorted(by_count.items()):
+        extra = {"ack": str(n), "quota": str(quota)}
+        ops_receipts.add_receipt(
+            tx,
+            message.app_id,
+            message.msg_id,
+            ops_receipts.EXCEED_QUOTA,
+            regs,
+            now,
+            callback,
+            extra,
+        )
+
+
 def send_unicast_batch(
-    tx: Tx, items: Sequence[tuple[Message, Sequence[str]]], cap: int
+    tx: Tx,
+    items: Sequence[tuple[Message, Sequence[str]]],
+    cap: int,
+    quotas: Mapping[str, int] | None = None,
 ) -> list[UnicastResult]:
     """Several unicast messages in one transaction: all are committed, or none."""
-    return [send_unicast(tx, message, targets, cap) for message, targets in items]
+    return [send_unicast(tx, message, targets, cap, quotas=quotas) for message, targets in items]
 
 
 def append_log(tx: Tx, message: Message) -> int:
@@ -616,12 +693,15 @@ def pending(tx: Tx, reg_id: str, after_seq: int, now: int, limit: int) -> list[D
     return [Delivery(reg_id, int(seq), msg_id, body, int(exp)) for seq, msg_id, body, exp in rows]
 
 
-def ack(tx: Tx, acks: Sequence[tuple[str, int, str]], now: int = 0) -> int:
+def ack(
+    tx: Tx, acks: Sequence[tuple[str, int, str]], now: int = 0, per_device: bool = False
+) -> int:
     """Delete acknowledged inbox entries: (reg_id, seq, msg_id or '' for the resync marker).
 
     Matching the message id too means a late ack can never delete a marker or message that
     took over the same sequence number. Each deleted message row counts once as delivered (a
-    repeated ack deletes nothing and counts nothing), in the same transaction.
+    repeated ack deletes nothing and counts nothing), in the same transaction; ``per_device``
+    (a quota is active) also counts it for the device's daily quota.
     """
     delivered: dict[str, list[str]] = {}
     for part in _chunks(list(dict.fromkeys(acks)), 250):
@@ -636,7 +716,7 @@ def ack(tx: Tx, acks: Sequence[tuple[str, int, str]], now: int = 0) -> int:
             if msg_id is not None:
                 delivered.setdefault(msg_id, []).append(reg_id)
     if delivered:
-        ops_stats.record_delivered(tx, delivered, now)
+        ops_stats.record_delivered(tx, delivered, now, per_device)
     return len(acks)
 
 

@@ -1,8 +1,9 @@
-"""Store operations for notification channels and the daily quotas of their categories.
+"""Store operations for notification channels, which give messages their category.
 
 A channel (``extra.channel_id``) puts a message in a category: ``public`` (公信) or ``private``
-(私信); a message without a channel is in the ``default`` category. Quotas count delivered
-messages per app, UTC day and category (``daily_stats.received_<category>``).
+(私信); a message without a channel is in the ``default`` category. Deliveries are counted per
+app, UTC day and category (``daily_stats.received_<category>``) and, while a quota is active, per
+device (``ops_limits``).
 """
 
 from __future__ import annotations
@@ -68,15 +69,3 @@ def category_of(tx: Tx, app_id: str, channel_id: str | None) -> str:
         return "default"
     channel = get_channel(tx, app_id, channel_id)
     return channel.category if channel else "default"
-
-
-def quota_usage(tx: Tx, app_id: str, day: str, category: str) -> tuple[int, int]:
-    """(messages of the category delivered today, registered devices of the app)."""
-    if category not in CATEGORIES:
-        raise ValueError(category)
-    row = tx.one(
-        f"SELECT received_{category} FROM daily_stats WHERE app_id = ? AND day = ?",
-        (app_id, day),
-    )
-    devices = tx.one("SELECT count(*) FROM devices WHERE app_id = ?", (app_id,))
-    return (int(row[0]) if row else 0), (int(devices[0]) if devices else 0)

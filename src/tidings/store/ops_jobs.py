@@ -8,7 +8,7 @@ row, so a deleted job never fires. The job id is the message id the send answere
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from tidings.core.models import (
@@ -57,10 +57,11 @@ def send_and_schedule(
     jobs: Sequence[ScheduledJob],
     cap: int,
     now: int,
+    quotas: Mapping[str, int] | None = None,
 ) -> list[UnicastResult]:
     """A multi-message request: its immediate and its scheduled entries in one transaction."""
     schedule(tx, jobs, now)
-    return ops.send_unicast_batch(tx, items, cap)
+    return ops.send_unicast_batch(tx, items, cap, quotas)
 
 
 def due(tx: Tx, now: int, limit: int) -> list[str]:
@@ -71,7 +72,9 @@ def due(tx: Tx, now: int, limit: int) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def fire(tx: Tx, job_id: str, now: int, cap: int) -> FiredJob | None:
+def fire(
+    tx: Tx, job_id: str, now: int, cap: int, quotas: Mapping[str, int] | None = None
+) -> FiredJob | None:
     """Claim a due job (delete its row) and commit its send; None if it is gone or not due."""
     row = tx.one(
         "DELETE FROM scheduled_jobs WHERE job_id = ? AND fire_at <= ? RETURNING app_id, kind,"
@@ -97,7 +100,7 @@ def fire(tx: Tx, job_id: str, now: int, cap: int) -> FiredJob | None:
     if message.kind.is_broadcast:
         ops.append_log(tx, message)
         return FiredJob(job)
-    result = ops.send_unicast(tx, message, job.targets, cap)
+    result = ops.send_unicast(tx, message, job.targets, cap, quotas=quotas)
     if not result.reg_ids:  # nothing stored; the job id still gets a trace saying why
         bad = result.bad_targets
         ops_stats.record_message(

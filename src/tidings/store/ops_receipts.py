@@ -9,6 +9,7 @@ deletes them, or pushes ``next_at`` back after a failure.
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 DELIVERED = 1
 CLICKED = 2
 INVALID_TARGET = 16
+PUSH_DISABLED = 32
 FILTERED = 64
+EXCEED_QUOTA = 128
 EXPIRED = 1024
 DEFAULT_TYPES = DELIVERED | CLICKED
 
@@ -35,6 +38,7 @@ def add_receipt(
     targets: Sequence[str],
     now: int,
     callback: tuple[str | None, str | None, int, str | None],
+    extra: dict[str, str] | None = None,
 ) -> None:
     """Queue a receipt of ``kind`` if the message's callback (url, param, types, jobkey) asks."""
     url, param, types, jobkey = callback
@@ -42,7 +46,7 @@ def add_receipt(
         return
     tx.execute(
         "INSERT INTO receipts (receipt_id, app_id, url, msg_id, type, targets, jobkey, param, at,"
-        " next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " next_at, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             ids.trace_id(),
             app_id,
@@ -54,6 +58,7 @@ def add_receipt(
             param,
             now,
             now,
+            json.dumps(extra, sort_keys=True) if extra else None,
         ),
     )
 
@@ -65,7 +70,8 @@ def claim_receipts(tx: Tx, now: int, limit: int, lease_ms: int) -> list[Receipt]
     rows = tx.all(
         "UPDATE receipts SET next_at = ? WHERE next_at <= ? AND receipt_id IN"
         " (SELECT receipt_id FROM receipts WHERE next_at <= ? ORDER BY next_at LIMIT ?)"
-        " RETURNING receipt_id, app_id, url, msg_id, type, targets, jobkey, param, at, attempts",
+        " RETURNING receipt_id, app_id, url, msg_id, type, targets, jobkey, param, at, attempts,"
+        " extra",
         (now + lease_ms, now, now, limit),
     )
     return sorted((Receipt(*r) for r in rows), key=lambda r: (r.at, r.receipt_id))
@@ -73,8 +79,8 @@ def claim_receipts(tx: Tx, now: int, limit: int, lease_ms: int) -> list[Receipt]
 
 def due_receipts(tx: Tx, now: int, limit: int) -> list[Receipt]:
     rows = tx.all(
-        "SELECT receipt_id, app_id, url, msg_id, type, targets, jobkey, param, at, attempts"
-        " FROM receipts WHERE next_at <= ? ORDER BY next_at, receipt_id LIMIT ?",
+        "SELECT receipt_id, app_id, url, msg_id, type, targets, jobkey, param, at, attempts,"
+        " extra FROM receipts WHERE next_at <= ? ORDER BY next_at, receipt_id LIMIT ?",
         (now, limit),
     )
     return [Receipt(*r) for r in rows]

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from tidings.core.models import DAILY_COUNTERS, Message, MessageStats, TargetKind
-from tidings.store import ops_channels, ops_receipts
+from tidings.store import ops_channels, ops_limits, ops_receipts
 
 if TYPE_CHECKING:
     from tidings.store.ops import Tx
@@ -157,9 +157,13 @@ def record_copies(
             )
 
 
-def record_delivered(tx: Tx, delivered: Mapping[str, Sequence[str]], now: int) -> None:
-    """Acked messages: msg_id -> the devices that acked it in this batch (each once)."""
+def record_delivered(
+    tx: Tx, delivered: Mapping[str, Sequence[str]], now: int, per_device: bool = False
+) -> None:
+    """Acked messages: msg_id -> the devices that acked it in this batch (each once). With
+    ``per_device`` (a quota is active), each device's count of the day and category, too."""
     per_app: dict[tuple[str, str], int] = {}  # (app, category) -> delivered
+    devices: dict[tuple[str, str], int] = {}  # (reg_id, category) -> delivered
     for msg_id, reg_ids in delivered.items():
         row = tx.one(
             "UPDATE message_stats SET delivered = delivered + ? WHERE msg_id = ?"
@@ -169,6 +173,9 @@ def record_delivered(tx: Tx, delivered: Mapping[str, Sequence[str]], now: int) -
         if row is not None:
             key = (str(row[0]), str(row[5]))
             per_app[key] = per_app.get(key, 0) + len(reg_ids)
+            if per_device:
+                for reg_id in reg_ids:
+                    devices[(reg_id, key[1])] = devices.get((reg_id, key[1]), 0) + 1
             app_id = key[0]
             ops_receipts.add_receipt(
                 tx,
@@ -182,6 +189,8 @@ def record_delivered(tx: Tx, delivered: Mapping[str, Sequence[str]], now: int) -
     day = day_of(now)
     for (app_id, category), n in sorted(per_app.items()):
         bump_daily(tx, app_id, day, {"received": n, f"received_{category}": n})
+    if devices:
+        ops_limits.count_delivered(tx, devices, day)
 
 
 def record_expired(tx: Tx, expired: Mapping[str, Sequence[str]], now: int) -> None:

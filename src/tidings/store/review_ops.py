@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from tidings.compliance.models import HeldMessage, ReviewRule, Verdict
@@ -151,7 +151,14 @@ def held_message(tx: Tx, msg_id: str) -> HeldMessage | None:
 
 
 def decide(
-    tx: Tx, msg_id: str, approve: bool, actor: str, reason: str, now: int, cap: int
+    tx: Tx,
+    msg_id: str,
+    approve: bool,
+    actor: str,
+    reason: str,
+    now: int,
+    cap: int,
+    quotas: Mapping[str, int] | None = None,
 ) -> tuple[HeldMessage, UnicastResult | None] | None:
     """Approve or reject a held message. Returns None when it is not (or no longer) held.
 
@@ -188,7 +195,7 @@ def decide(
         if message.kind.is_broadcast:
             ops.append_log(tx, message)
         else:
-            result = ops.send_unicast(tx, message, item.targets, cap)
+            result = ops.send_unicast(tx, message, item.targets, cap, quotas=quotas)
     # the body is kept for the audit trail; the targets are no longer needed
     tx.execute("UPDATE review_queue SET targets = '[]' WHERE msg_id = ?", (msg_id,))
     done = held_message(tx, msg_id)

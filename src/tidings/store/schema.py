@@ -265,6 +265,31 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX review_log_msg ON review_log (msg_id)",
         ],
     ),
+    (
+        # 5: operator limits (schedule with effective dates), per-device daily delivered counts,
+        # receipts with an extra object (type 128). Version 4 belongs to another branch: each
+        # version is applied once whether or not the ones before it exist.
+        5,
+        [
+            """CREATE TABLE limits (
+                limits_id TEXT PRIMARY KEY,
+                preset TEXT NOT NULL,
+                quotas TEXT NOT NULL DEFAULT '{}',
+                qps BIGINT,
+                effective_at BIGINT NOT NULL,
+                created_at BIGINT NOT NULL
+            )""",
+            """CREATE TABLE device_daily (
+                reg_id TEXT NOT NULL,
+                day TEXT NOT NULL,
+                category TEXT NOT NULL,
+                delivered BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (reg_id, day, category)
+            ){without_rowid}""",
+            "CREATE INDEX device_daily_day ON device_daily (day)",
+            "ALTER TABLE receipts ADD COLUMN extra TEXT",
+        ],
+    ),
 ]
 
-LATEST = MIGRATIONS[-1][0]
+LATEST = max(version for version, _ in MIGRATIONS)

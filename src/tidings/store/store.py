@@ -7,7 +7,8 @@ engines pass the same contract suite (``tests/store/test_contract.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tidings import ids
@@ -30,6 +31,7 @@ from tidings.core.models import (
     TopicOp,
     UnicastResult,
 )
+from tidings.core.quotas import UNLIMITED, Limits, LimitsEntry, active_entry
 from tidings.settings import Settings
 from tidings.store import (
     ops,
@@ -37,6 +39,7 @@ from tidings.store import (
     ops_feedback,
     ops_filters,
     ops_jobs,
+    ops_limits,
     ops_receipts,
     ops_stats,
     privacy_ops,
@@ -46,10 +49,20 @@ from tidings.store.engine import Engine
 
 
 class Store:
-    def __init__(self, engine: Engine, clock: Clock | None = None, backlog_cap: int = 1000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock | None = None,
+        backlog_cap: int = 1000,
+        limits_cache_s: float = 1.0,
+    ) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
         self.backlog_cap = backlog_cap
+        self.limits_cache_s = limits_cache_s
+        self._schedule: list[LimitsEntry] = []
+        self._schedule_read_at = -float("inf")  # monotonic
+        self.limits_reads = 0  # schedule reads (operations, tests)
 
     async def start(self) -> None:
         await self.engine.start()
@@ -134,15 +147,20 @@ class Store:
 
     # messages
     async def send_unicast(self, message: Message, targets: Sequence[str]) -> UnicastResult:
-        """Commit a unicast message and its inbox rows; returns after the commit."""
-        return await self.engine.write(ops.send_unicast, message, list(targets), self.backlog_cap)
+        """Commit a unicast message and its inbox rows; returns after the commit. Devices at
+        their daily quota (active limits) are left out: ``UnicastResult.over_quota``."""
+        quotas = await self._quotas()
+        return await self.engine.write(
+            ops.send_unicast, message, list(targets), self.backlog_cap, True, quotas
+        )
 
     async def send_unicast_batch(
         self, items: Sequence[tuple[Message, Sequence[str]]]
     ) -> list[UnicastResult]:
         """Commit several unicast messages atomically (the multi-message endpoints)."""
+        quotas = await self._quotas()
         return await self.engine.write(
-            ops.send_unicast_batch, [(m, list(t)) for m, t in items], self.backlog_cap
+            ops.send_unicast_batch, [(m, list(t)) for m, t in items], self.backlog_cap, quotas
         )
 
     async def append_log(self, message: Message) -> int:
@@ -158,7 +176,8 @@ class Store:
         return await self.engine.read(ops.pending, reg_id, after_seq, self.clock.now_ms(), limit)
 
     async def ack(self, acks: Sequence[tuple[str, int, str]]) -> int:
-        return await self.engine.write(ops.ack, list(acks), self.clock.now_ms())
+        per_device = (await self.limits()).counting
+        return await self.engine.write(ops.ack, list(acks), self.clock.now_ms(), per_device)
 
     async def topic_members(
         self,
@@ -262,6 +281,7 @@ class Store:
             reason,
             self.clock.now_ms(),
             self.backlog_cap,
+            await self._quotas(),
         )
 
     async def review_decisions(self, msg_id: str) -> list[dict[str, object]]:
@@ -287,8 +307,9 @@ class Store:
 
     async def sweep_stats(self, retention_days: int) -> int:
         """Delete message traces older than ``retention_days``; returns how many."""
-        before = self.clock.now_ms() - retention_days * 86_400_000
-        return await self.engine.write(ops_stats.sweep_stats, before)
+        now = self.clock.now_ms()
+        await self.engine.write(ops_limits.sweep, ops_stats.day_of(now - 86_400_000))
+        return await self.engine.write(ops_stats.sweep_stats, now - retention_days * 86_400_000)
 
     async def daily_stats(self, app_id: str, first: str, last: str) -> dict[str, dict[str, int]]:
         return await self.engine.read(ops_stats.daily_stats, app_id, first, last)
@@ -301,12 +322,14 @@ class Store:
     async def send_and_schedule(
         self, items: Sequence[tuple[Message, Sequence[str]]], jobs: Sequence[ScheduledJob]
     ) -> list[UnicastResult]:
+        quotas = await self._quotas()
         return await self.engine.write(
             ops_jobs.send_and_schedule,
             [(m, list(t)) for m, t in items],
             list(jobs),
             self.backlog_cap,
             self.clock.now_ms(),
+            quotas,
         )
 
     async def due_jobs(self, limit: int = 100) -> list[str]:
@@ -314,7 +337,10 @@ class Store:
 
     async def fire_job(self, job_id: str) -> FiredJob | None:
         """Claim a due job and commit its send, once however many nodes try."""
-        return await self.engine.write(ops_jobs.fire, job_id, self.clock.now_ms(), self.backlog_cap)
+        quotas = await self._quotas()
+        return await self.engine.write(
+            ops_jobs.fire, job_id, self.clock.now_ms(), self.backlog_cap, quotas
+        )
 
     async def job_exists(self, app_id: str, job_id: str) -> bool:
         return await self.engine.read(ops_jobs.job_exists, app_id, job_id)
@@ -347,10 +373,49 @@ class Store:
     async def discard_channel(self, app_id: str, channel_id: str) -> bool:
         return await self.engine.write(ops_channels.discard_channel, app_id, channel_id)
 
-    async def quota_usage(self, app_id: str, category: str) -> tuple[int, int]:
-        """(messages of the category delivered today (UTC), devices of the app)."""
+    # operator limits: a schedule with effective dates, cached in memory
+    async def limits_schedule(self) -> list[LimitsEntry]:
+        return await self.engine.read(ops_limits.schedule)
+
+    async def set_limits(self, limits: Limits, effective_at: int | None = None) -> LimitsEntry:
+        """Add an entry to the schedule (now, or announced for ``effective_at``)."""
+        now = self.clock.now_ms()
+        entry = await self.engine.write(
+            ops_limits.add_limits, limits, now if effective_at is None else effective_at, now
+        )
+        self._schedule_read_at = -float("inf")  # this node sees it at once; others within 1 s
+        return entry
+
+    async def limits(self) -> Limits:
+        """The limits in effect now. The schedule is read at most once per ``limits_cache_s``
+        (concurrent callers keep the previous copy meanwhile), so a send costs no read."""
+        at = time.monotonic()
+        if at - self._schedule_read_at >= self.limits_cache_s:
+            self._schedule_read_at = at
+            self.limits_reads += 1
+            try:
+                self._schedule = await self.engine.read(ops_limits.schedule)
+            except BaseException:
+                self._schedule_read_at = -float("inf")
+                raise
+        entry = active_entry(self._schedule, self.clock.now_ms())
+        return entry.limits if entry is not None else UNLIMITED
+
+    async def _quotas(self) -> Mapping[str, int] | None:
+        limits = await self.limits()
+        return limits.quotas if limits.counting else None
+
+    async def over_quota(
+        self, message: Message, reg_ids: Sequence[str], quotas: Mapping[str, int]
+    ) -> tuple[dict[str, int], int]:
+        """Devices at today's quota for the message's category (regId -> acked), the quota."""
+        return await self.engine.read(ops.over_quota, message, list(reg_ids), quotas)
+
+    async def delivered_today(self, reg_id: str, category: str) -> int:
+        """Messages of ``category`` the device acked today (UTC), counted while a quota is on."""
         day = ops_stats.day_of(self.clock.now_ms())
-        return await self.engine.read(ops_channels.quota_usage, app_id, day, category)
+        counts = await self.engine.read(ops_limits.delivered_today, [reg_id], day, category)
+        return counts.get(reg_id, 0)
 
     # receipts
     async def due_receipts(self, limit: int = 500) -> list[Receipt]:
@@ -419,4 +484,9 @@ def open_store(settings: Settings, clock: Clock | None = None) -> Store:
         from tidings.store.sqlite import SQLiteEngine
 
         engine = SQLiteEngine(sqlite_path(settings.data_dir), batch=settings.sqlite_batch)
-    return Store(engine, clock=clock, backlog_cap=settings.backlog_cap)
+    return Store(
+        engine,
+        clock=clock,
+        backlog_cap=settings.backlog_cap,
+        limits_cache_s=settings.limits_cache_s,
+    )
