@@ -274,3 +274,34 @@ async def test_cli_schedules_limits_and_a_running_node_follows(tmp_path: Path) -
         await asyncio.sleep(node.settings.limits_cache_s + 0.1)  # the node reads it within 1 s
         app: NewApp = await node.store.create_app("Demo", PKG)
         assert await until_refused(app.app_secret)
+
+
+async def test_broadcasts_are_held_to_per_device_quotas(tmp_path: Path) -> None:
+    async with (
+        Receiver().serving() as rx,
+        running_node(
+            tmp_path / "d", receipt_allow_private=True, receipt_interval_s=0.2, ack_timeout_s=0.5
+        ) as node,
+    ):
+        point_xmpush_at(node)
+        app: NewApp = await node.store.create_app("Demo", PKG)
+        s = app.app_secret
+        await node.store.set_limits(Limits.of("mipush"))  # default category: 1 per device a day
+        a, b = await Phone(node, app).start(), await Phone(node, app).start()
+        sender = APISender(s)
+        await call(sender.send, message("first"), a.reg_id, retry_times=1)
+        await a.wait_for(1)
+        await delivered(node, a.reg_id, "default", 1)
+        extra = {"callback": rx.url, "callback.type": "128", "callback.param": "b"}
+        r = await call(sender.broadcast_all, message("to all", **extra), retry_times=1)
+        await b.wait_for(1)
+        await rx.wait(lambda: any(e["type"] == 128 for e in rx.events()))
+        [over] = [e for e in rx.events() if e["type"] == 128]
+        assert (over["msg_id"], over["targets"]) == (r.data.id, a.reg_id)
+        assert over["extra"] == {"ack": "1", "quota": "1"}
+        assert [m.title for m in b.messages] == ["to all"]
+        await asyncio.sleep(0.3)
+        assert [m.title for m in a.messages] == ["first"]  # left out of the broadcast
+        assert await node.store.message_counters(r.data.id) == {"over_quota": 1}
+        for p in (a, b):
+            await p.stop()

@@ -22,6 +22,7 @@ from tidings.core.models import (
     Device,
     DeviceInfo,
     Message,
+    Notification,
     TargetKind,
     TopicOp,
     UnicastResult,
@@ -555,7 +556,12 @@ def append_log(tx: Tx, message: Message) -> int:
 
 
 def catch_up(
-    tx: Tx, app_id: str, reg_ids: Sequence[str], now: int, cap: int
+    tx: Tx,
+    app_id: str,
+    reg_ids: Sequence[str],
+    now: int,
+    cap: int,
+    quotas: Mapping[str, int] | None = None,
 ) -> dict[str, list[Delivery]]:
     """Copy unexpired log messages past each device's cursor into its inbox, if it matches them.
 
@@ -563,7 +569,8 @@ def catch_up(
     read them from the inbox, the backlog cap dropped some). Runs when a device connects and,
     for connected devices, when the log grows: a broadcast costs O(1) writes at send time and one
     row per device only for devices that actually come to fetch it. Done in batches: a few
-    statements per 500 devices, not per device.
+    statements per 500 devices, not per device. With ``quotas`` (the active per-device daily
+    quotas), devices at their quota for a message's category are left out of it (receipt 128).
     """
     head_row = tx.one("SELECT log_head FROM apps WHERE app_id = ?", (app_id,))
     if head_row is None:
@@ -589,14 +596,17 @@ def catch_up(
             TopicOp(op),
             int(expires),
             body,
+            int(created),
         )
-        for msg_id, offset, kind, topics, op, expires, body in tx.all(
-            "SELECT msg_id, log_offset, kind, topics, topic_op, expires_at, body FROM messages"
-            " WHERE app_id = ? AND log_offset > ? AND log_offset <= ? AND expires_at > ?"
-            " ORDER BY log_offset",
+        for msg_id, offset, kind, topics, op, expires, body, created in tx.all(
+            "SELECT msg_id, log_offset, kind, topics, topic_op, expires_at, body, created_at"
+            " FROM messages WHERE app_id = ? AND log_offset > ? AND log_offset <= ?"
+            " AND expires_at > ? ORDER BY log_offset",
             (app_id, low, head, now),
         )
     ]
+    at_quota = _broadcast_quotas(tx, app_id, entries, list(devices), quotas) if quotas else {}
+    over_hit: dict[str, dict[str, int]] = {}
     wanted_topics = sorted({t for e in entries for t in e[3]})
     subscribed = _subscriptions(tx, app_id, list(devices), wanted_topics) if wanted_topics else {}
     _, unconsented_list = privacy_ops.consent_filter(tx, app_id, sorted(devices))
@@ -615,7 +625,7 @@ def catch_up(
         info = infos.get(reg_id, DeviceInfo()) if filters else None
         seq = last_seq
         got = []
-        for msg_id, offset, kind, topics, op, expires, body in entries:
+        for msg_id, offset, kind, topics, op, expires, body, _ in entries:
             if offset > cursor and (kind is TargetKind.ALL or matches(kind, topics, op, mine)):
                 if reg_id in unconsented:  # skipped for good, but counted
                     filtered[msg_id] = filtered.get(msg_id, 0) + 1
@@ -623,6 +633,10 @@ def catch_up(
                 flt = filters.get(msg_id) if filters else None
                 if flt is not None and info is not None and not flt.accepts(info):
                     unmatched.setdefault(msg_id, []).append(reg_id)  # device_condition_unmatch
+                    continue
+                over = at_quota.get(msg_id)
+                if over is not None and reg_id in over[0]:  # at its daily quota: left out
+                    over_hit.setdefault(msg_id, {})[reg_id] = over[0][reg_id]
                     continue
                 seq += 1
                 copies[msg_id] += 1
@@ -636,9 +650,33 @@ def catch_up(
     privacy_ops.count_stat(tx, filtered, app_id, "filtered_consent")
     if copies or unmatched:
         ops_stats.record_copies(tx, app_id, copies, now, unmatched)
+    for msg_id, hit in over_hit.items():
+        _, quota, message = at_quota[msg_id]
+        privacy_ops.count_stat(tx, {msg_id: len(hit)}, app_id, "over_quota")
+        _left_out_receipts(tx, message, [], hit, quota)
     for reg_id in _over_cap(tx, out, cap):
         _enforce_cap(tx, reg_id, cap)
         out[reg_id] = []  # changed, but read it from the inbox: entries were dropped
+    return out
+
+
+def _broadcast_quotas(
+    tx: Tx,
+    app_id: str,
+    entries: Sequence[tuple[Any, ...]],
+    reg_ids: Sequence[str],
+    quotas: Mapping[str, int],
+) -> dict[str, tuple[dict[str, int], int, Message]]:
+    """For each log message under a quota: the devices at their quota today, the quota and the
+    message (for its receipts)."""
+    out: dict[str, tuple[dict[str, int], int, Message]] = {}
+    for msg_id, _, kind, topics, op, expires, body, created in entries:
+        message = Message(
+            msg_id, app_id, kind, Notification.from_json(body), created, expires, topics, op
+        )
+        over, quota = over_quota(tx, message, reg_ids, quotas)
+        if over:
+            out[msg_id] = (over, quota, message)
     return out
 
 

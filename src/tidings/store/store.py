@@ -168,8 +168,9 @@ class Store:
         return await self.engine.write(ops.append_log, message)
 
     async def catch_up(self, app_id: str, reg_ids: Sequence[str]) -> dict[str, list[Delivery]]:
+        quotas = await self._quotas()
         return await self.engine.write(
-            ops.catch_up, app_id, list(reg_ids), self.clock.now_ms(), self.backlog_cap
+            ops.catch_up, app_id, list(reg_ids), self.clock.now_ms(), self.backlog_cap, quotas
         )
 
     async def pending(self, reg_id: str, after_seq: int = 0, limit: int = 100) -> list[Delivery]:
