@@ -9,7 +9,6 @@ Ownership and idempotency live here, in unique keys and conditional updates, not
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -350,19 +349,24 @@ def _push_inbox(tx: Tx, reg_id: str, items: Sequence[tuple[str, int]], cap: int)
 
 
 def _push_to_many(
-    tx: Tx, reg_ids: Sequence[str], msg_id: str, expires: int, cap: int
+    tx: Tx,
+    reg_ids: Sequence[str],
+    msg_id: str,
+    expires: int,
+    cap: int,
+    body: str | None = None,
 ) -> dict[str, list[Delivery]]:
     """Append one message to many inboxes in a few statements per 500 devices (not per device).
 
-    Returns the new entry per device (body not filled in); an empty list for a device whose
-    backlog cap dropped older entries (its inbox must be read again).
+    Returns the new entry per device, ready to send; an empty list for a device whose backlog
+    cap dropped older entries (its inbox must be read again).
     """
     if len(reg_ids) < 3:
         out: dict[str, list[Delivery]] = {}
         for r in sorted(reg_ids):
             seq, dropped = _push_inbox(tx, r, [(msg_id, expires)], cap)
             if seq:
-                out[r] = [] if dropped else [Delivery(r, seq, msg_id, None, expires)]
+                out[r] = [] if dropped else [Delivery(r, seq, msg_id, body, expires)]
         return out
     last: dict[str, int] = {}
     for part in _chunks(sorted(reg_ids)):  # a fixed order avoids deadlocks between senders
@@ -377,7 +381,7 @@ def _push_to_many(
         "INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, ?, ?)",
         [(r, q, msg_id, expires) for r, q in last.items()],
     )
-    new = {r: [Delivery(r, q, msg_id, None, expires)] for r, q in last.items()}
+    new = {r: [Delivery(r, q, msg_id, body, expires)] for r, q in last.items()}
     for r in _over_cap(tx, new, cap):
         if _enforce_cap(tx, r, cap):
             new[r] = []
@@ -471,10 +475,9 @@ def send_unicast(
         bad=bad,
         unmatched=unmatched,
     )
-    new = _push_to_many(tx, reg_ids, message.msg_id, message.expires_at, cap)
     body = message.notification.to_json()
-    deliveries = {r: [dataclasses.replace(d, body=body) for d in ds] for r, ds in new.items()}
-    dropped = sum(1 for ds in new.values() if not ds)
+    deliveries = _push_to_many(tx, reg_ids, message.msg_id, message.expires_at, cap, body)
+    dropped = sum(1 for ds in deliveries.values() if not ds)
     return UnicastResult(
         tuple(reg_ids),
         tuple(bad),
