@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -96,15 +97,17 @@ async def _serve(conf: settings.Settings) -> None:
     gc.set_threshold(100_000, 50, 100)
     urls = node.urls()
     store_desc = "PostgreSQL" if conf.database_url else f"SQLite in {conf.data_dir}"
+    # the commands as this shell can run them (./scripts/run starts .venv/bin/tidings)
+    prog = sys.argv[0] if os.path.basename(sys.argv[0]) == "tidings" else "tidings"
     print(
         f"Tidings {__version__} is running ({store_desc}).\n"
         f"  sender API (Mi Push-compatible): {urls['api']}\n"
         f"  device gateway (WebSocket):      {urls['gateway']}\n"
-        f"Create an app:   tidings app create --data-dir {conf.data_dir} --name Demo "
+        f"Create an app:   {prog} app create --data-dir {conf.data_dir} --name Demo "
         f"--package com.example.demo\n"
-        f"Start a device:  tidings listen --gateway {urls['gateway']} --app-id ID "
+        f"Start a device:  {prog} listen --gateway {urls['gateway']} --app-id ID "
         f"--app-key KEY --package com.example.demo\n"
-        f"Send:            tidings send --api {urls['api']} --secret SECRET "
+        f"Send:            {prog} send --api {urls['api']} --secret SECRET "
         f"--package com.example.demo --regid REGID --title Hi --description Hello\n"
         f"Stop with Ctrl-C.",
         flush=True,
