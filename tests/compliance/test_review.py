@@ -98,3 +98,21 @@ def test_strictest_decision_wins() -> None:
 def test_bad_rules_are_refused(kind: str, pattern: str) -> None:
     with pytest.raises(ComplianceError):
         review.check_rule(kind, pattern)
+
+
+def test_encrypted_payloads_skip_text_rules_but_not_the_visible_text_or_audience() -> None:
+    rs = rules(("term", "casino"), ("link_deny", "evil.example"), ("audience", "10"))
+
+    def encrypted(**kw: object) -> ReviewInput:
+        import dataclasses
+
+        return dataclasses.replace(item(**kw), encrypted_payload=True)  # type: ignore[arg-type]
+
+    # the platform cannot read the payload: a blocked word or link in it is not found
+    assert decide(encrypted(payload="casino https://evil.example/x"), rs).verdict is Verdict.ALLOW
+    assert decide(item(payload="casino"), rs).verdict is Verdict.REJECT  # readable: found
+    # the title and description users see are always reviewed
+    assert decide(encrypted(title="casino night", payload="xx"), rs).verdict is Verdict.REJECT
+    # audience rules apply to every send
+    held = decide(encrypted(payload="xx", kind=TargetKind.ALL, audience=11), rs)
+    assert held.verdict is Verdict.HOLD and held.reason == "audience_over_limit"

@@ -65,8 +65,14 @@ class ReviewInput:
     extra: Mapping[str, str]
     target_kind: TargetKind
     audience: int  # devices the send can reach (targets for unicast; devices / subscribers)
+    # True for a payload the platform cannot read (an end-to-end encrypted Web Push body): text
+    # and link rules then skip the payload, but the title and description shown to users are
+    # always reviewed, and audience rules apply as to any send.
+    encrypted_payload: bool = False
 
     def texts(self) -> list[str]:
+        if self.encrypted_payload:
+            return [self.title, self.description]
         return [self.title, self.description, self.payload]
 
 
