@@ -189,8 +189,10 @@ class Connection(asyncio.Protocol):
             text = data.decode()
         except UnicodeDecodeError:  # websockets already checks UTF-8; kept for safety
             text = ""
-        events = self.session.receive_text(text)
-        self.flush()
+        session = self.session
+        events = session.receive_text(text)
+        if session.has_output():  # most frames (acks) answer nothing
+            self.flush()
         if events:
             self.gateway.hub.handle(self, events)
 

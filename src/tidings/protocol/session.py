@@ -173,6 +173,10 @@ class DeviceSession:
         out, self._out = self._out, []
         return out
 
+    def has_output(self) -> bool:
+        """Frames are waiting, or the session closed (its close frame is waiting)."""
+        return bool(self._out) or self.state is State.CLOSED
+
     def close(self, code: int, reason: str) -> None:
         if self.state is not State.CLOSED:
             self.state = State.CLOSED
