@@ -110,6 +110,8 @@ def main() -> int:
     started = time.monotonic()
     load_before = _loadavg()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    if args.quick or args.only:  # partial runs are not records (git ignores these names)
+        stamp += "-quick" if args.quick else "-partial"
     results = asyncio.run(run(steps, budget_s=60 if args.quick else 240))
     payload = {
         "mode": "quick" if args.quick else "full",

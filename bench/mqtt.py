@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -21,10 +20,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench import machine
+from bench.server import Process
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 TOPIC = "bench/all"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # --- packets -----------------------------------------------------------------------------------
 
@@ -250,7 +249,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Mosquitto:
+class Mosquitto(Process):
     """Our own broker on a free 127.0.0.1 port, pinned like the Tidings server."""
 
     CONFIG = (
@@ -269,17 +268,6 @@ class Mosquitto:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.errors: list[str] = []
-
-    def __enter__(self) -> Mosquitto:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
 
     def start(self, timeout: float = 10.0) -> None:
         conf = self.dir / "mosquitto.conf"
@@ -310,37 +298,8 @@ class Mosquitto:
         first = (out.stdout or out.stderr).splitlines()[:1]
         return first[0] if first else "mosquitto"
 
-    def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-    def rss_kib(self) -> int:
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-    def wait_idle(self, quiet: float = 0.02, window: float = 0.2, timeout: float = 10.0) -> float:
-        deadline = time.monotonic() + timeout
-        last = self.cpu_seconds()
-        while time.monotonic() < deadline:
-            time.sleep(window)
-            now = self.cpu_seconds()
-            if now - last < quiet:
-                return now
-            last = now
-        return last
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        self.terminate()
         log = self.dir / "stderr.log"
         if log.exists():
             self.errors = log.read_text(errors="replace").splitlines()[-20:]

@@ -28,7 +28,65 @@ def _tidings_cmd() -> list[str]:
     return [sys.executable, "-m", "tidings.cli.main"]
 
 
-class Server:
+class Process:
+    """A server process the bench started: its CPU time and memory from /proc, and stopping it."""
+
+    dir: Path
+    proc: subprocess.Popen[bytes] | None
+    errors: list[str]
+
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process (all its threads), from /proc."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+    def rss_kib(self) -> int:
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def wait_idle(self, quiet: float = 0.02, window: float = 0.2, timeout: float = 10.0) -> float:
+        """Wait until the process uses under ``quiet`` CPU seconds per ``window``; return CPU."""
+        deadline = time.monotonic() + timeout
+        last = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(window)
+            now = self.cpu_seconds()
+            if now - last < quiet:
+                return now
+            last = now
+        return last
+
+    def terminate(self) -> None:
+        """SIGTERM, then SIGKILL if it does not exit within 15 s."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def stop(self) -> None:
+        self.terminate()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Server(Process):
     """Start with :meth:`start`, stop with :meth:`stop` (or use as a context manager)."""
 
     def __init__(self, label: str) -> None:
@@ -40,17 +98,6 @@ class Server:
         self.gateway_url = ""
         self.app: dict[str, str] = {}
         self.errors: list[str] = []
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
 
     def create_app(self, package: str = "com.bench.app") -> dict[str, str]:
         out = subprocess.run(
@@ -134,39 +181,8 @@ class Server:
             return []
         return [ln for ln in text.splitlines() if " WARNING " in ln or " ERROR " in ln]
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process (all its threads), from /proc."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
-
-    def rss_kib(self) -> int:
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-    def wait_idle(self, quiet: float = 0.02, window: float = 0.2, timeout: float = 10.0) -> float:
-        """Wait until the server uses under ``quiet`` CPU seconds per ``window``; return CPU."""
-        deadline = time.monotonic() + timeout
-        last = self.cpu_seconds()
-        while time.monotonic() < deadline:
-            time.sleep(window)
-            now = self.cpu_seconds()
-            if now - last < quiet:
-                return now
-            last = now
-        return last
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        self.terminate()
         if self.dir.exists():
             self.errors = self.error_lines()
         shutil.rmtree(self.dir, ignore_errors=True)
