@@ -36,6 +36,7 @@ from tidings.settings import Settings
 from tidings.store import (
     ops,
     ops_channels,
+    ops_delivery,
     ops_feedback,
     ops_filters,
     ops_jobs,
@@ -170,15 +171,24 @@ class Store:
     async def catch_up(self, app_id: str, reg_ids: Sequence[str]) -> dict[str, list[Delivery]]:
         quotas = await self._quotas()
         return await self.engine.write(
-            ops.catch_up, app_id, list(reg_ids), self.clock.now_ms(), self.backlog_cap, quotas
+            ops_delivery.catch_up,
+            app_id,
+            list(reg_ids),
+            self.clock.now_ms(),
+            self.backlog_cap,
+            quotas,
         )
 
     async def pending(self, reg_id: str, after_seq: int = 0, limit: int = 100) -> list[Delivery]:
-        return await self.engine.read(ops.pending, reg_id, after_seq, self.clock.now_ms(), limit)
+        return await self.engine.read(
+            ops_delivery.pending, reg_id, after_seq, self.clock.now_ms(), limit
+        )
 
     async def ack(self, acks: Sequence[tuple[str, int, str]]) -> int:
         per_device = (await self.limits()).counting
-        return await self.engine.write(ops.ack, list(acks), self.clock.now_ms(), per_device)
+        return await self.engine.write(
+            ops_delivery.ack, list(acks), self.clock.now_ms(), per_device
+        )
 
     async def topic_members(
         self,
@@ -189,7 +199,7 @@ class Store:
         op: TopicOp,
     ) -> list[str]:
         return await self.engine.read(
-            ops.topic_members, app_id, list(reg_ids), kind, list(topics), op
+            ops_delivery.topic_members, app_id, list(reg_ids), kind, list(topics), op
         )
 
     # privacy: policy versions, consent ledger, gating, stats
@@ -458,7 +468,7 @@ class Store:
         return await self.engine.read(ops.known_regids, app_id, list(reg_ids))
 
     async def sweep_expired(self) -> tuple[int, int]:
-        return await self.engine.write(ops.sweep_expired, self.clock.now_ms())
+        return await self.engine.write(ops_delivery.sweep_expired, self.clock.now_ms())
 
     async def counts(self) -> dict[str, int]:
         return await self.engine.read(ops.counts)
