@@ -353,14 +353,31 @@ class MiPushApi:
         cached = self._apps.get(digest)
         now = time.monotonic()
         if cached is not None and now - cached[1] < self.settings.auth_cache_s:
-            return cached[0]
-        app = await self.store.app_by_secret(secret)
-        if app is None:
-            raise ApiError(codes.AUTH_FAILED, "Invalid application secret.")
-        if len(self._apps) >= AUTH_CACHE_SIZE:
-            self._apps.clear()
-        self._apps[digest] = (app, now)
+            app = cached[0]
+        else:
+            found = await self.store.app_by_secret(secret)
+            if found is None:
+                raise ApiError(codes.AUTH_FAILED, "Invalid application secret.")
+            if len(self._apps) >= AUTH_CACHE_SIZE:
+                self._apps.clear()
+            self._apps[digest] = (found, now)
+            app = found
+        await self._check_standing(app, digest)
         return app
+
+    async def _check_standing(self, app: App, digest: str) -> None:
+        """Account state, terms and a rotated secret: read on every request, never cached."""
+        grace_ms = int(self.settings.terms_grace_days * 86_400_000)
+        standing = await self.store.accounts.app_standing(app.app_id, grace_ms, digest)
+        if standing is None:
+            return
+        kind, reason = standing
+        if kind == "secret":
+            self._apps.pop(digest, None)
+            raise ApiError(codes.AUTH_FAILED, reason)
+        raise ApiError(
+            codes.ACCOUNT_BLOCKED if kind == "blocked" else codes.TERMS_NOT_ACCEPTED, reason
+        )
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

@@ -159,9 +159,13 @@ def app_create(
         store = open_store(_store_conf(data_dir, database_url))
         await store.start()
         try:
+            from tidings.compliance.accounts import AccountService
+
             if await store.app_by_package(package) is not None:
                 raise click.ClickException(f"an app with package {package} already exists")
-            new = await store.create_app(name, package, privacy_policy_version)
+            accounts = AccountService(store)
+            owner = await accounts.bootstrap_developer()  # created on first use
+            new = await accounts.create_app(owner, name, package, privacy_policy_version, "cli")
             return new.public()
         finally:
             await store.close()

@@ -177,6 +177,8 @@ class Hub:
             session.register_failed(
                 ev.req, ev.app_id, codes.BAD_PACKAGE, "package does not match the app"
             )
+        elif (refusal := await self._refusal(app.app_id)) is not None:
+            session.register_failed(ev.req, ev.app_id, codes.APP_BLOCKED, refusal)
         else:
             assert session.uaid is not None
             reg_id = await self.store.register_device(app.app_id, session.uaid, ev.info)
@@ -184,6 +186,11 @@ class Hub:
             self._attach(reg_id, app.app_id, link)
             await self.store.catch_up(app.app_id, [reg_id])
             self._spawn(self._pump(reg_id))  # everything pending, unacked ones included
+
+    async def _refusal(self, app_id: str) -> str | None:
+        """Why the app's devices may not register now (its developer is blocked), or None."""
+        standing = await self.store.accounts.app_standing(app_id, 0)
+        return standing[1] if standing is not None and standing[0] == "blocked" else None
 
     def _attach(self, reg_id: str, app_id: str, link: Link) -> None:
         old = self.slots.get(reg_id)

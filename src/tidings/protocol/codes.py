@@ -18,6 +18,7 @@ TOO_MANY_APPS = 4005
 BAD_APP_ID = 22006
 BAD_APP_KEY = 22007
 BAD_PACKAGE = 22022
+APP_BLOCKED = 22030  # Tidings: the app's developer account is suspended or terminated
 
 # WebSocket close codes
 CLOSE_NORMAL = 1000

@@ -42,6 +42,7 @@ from tidings.store import (
     privacy_ops,
     review_ops,
 )
+from tidings.store.account_store import AccountStore
 from tidings.store.engine import Engine
 
 
@@ -50,6 +51,7 @@ class Store:
         self.engine = engine
         self.clock = clock or SystemClock()
         self.backlog_cap = backlog_cap
+        self.accounts = AccountStore(engine, self.clock)
 
     async def start(self) -> None:
         await self.engine.start()

@@ -1,0 +1,10 @@
+"""Every management API operation, in the order the OpenAPI document lists them."""
+
+from __future__ import annotations
+
+from tidings.api import management_accounts
+from tidings.api.management import Op
+
+
+def all_ops() -> list[Op]:
+    return [*management_accounts.OPS]
