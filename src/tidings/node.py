@@ -163,6 +163,9 @@ class Node:
                 inbox, messages = await self.store.sweep_expired()
                 if inbox or messages:
                     log.info("expired: %d inbox entries, %d messages", inbox, messages)
+                ended = await self.management.states.finish_due_terminations()
+                if ended:
+                    log.info("terminated after notice: %s", ", ".join(ended))
                 traces = await self.store.sweep_stats(self.settings.stats_retention_days)
                 if traces:
                     log.info("expired: %d message traces", traces)

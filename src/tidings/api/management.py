@@ -23,6 +23,8 @@ from starlette.routing import Route
 
 from tidings.compliance.account_models import AccountState, Developer, Role
 from tidings.compliance.accounts import AccountService, actor_of
+from tidings.compliance.states import AccountStates
+from tidings.compliance.terms import TermsService
 from tidings.errors import ManagementError, StoreError
 from tidings.settings import Settings
 from tidings.store.store import Store
@@ -144,6 +146,10 @@ class ManagementApi:
         self.store = store
         self.settings = settings
         self.accounts = AccountService(store, settings.session_ttl_s)
+        self.terms = TermsService(store, settings.terms_grace_days)
+        self.states = AccountStates(
+            store, settings.cure_period_days, settings.termination_notice_days
+        )
         self.services = services
         self.ops = ops
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tidings.api import management_accounts
+from tidings.api import management_accounts, management_compliance
 from tidings.api.management import Op
 
 
 def all_ops() -> list[Op]:
-    return [*management_accounts.OPS]
+    return [*management_accounts.OPS, *management_compliance.OPS]

@@ -425,9 +425,10 @@ def send(
     _emit(result)
 
 
-from tidings.cli import compliance  # noqa: E402  (its commands attach to the groups above)
+from tidings.cli import accounts, compliance  # noqa: E402  (its commands attach to the groups above)
 
 compliance.register(main, app)
+accounts.register(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -41,6 +41,14 @@ class Developer:
     def blocked(self) -> bool:
         return self.state in BLOCKED_STATES
 
+    def blocked_at(self, now: int) -> bool:
+        """Blocked, or terminating with its notice period over (before the sweep records it)."""
+        return self.blocked or (
+            self.state == AccountState.TERMINATING
+            and self.deadline is not None
+            and self.deadline <= now
+        )
+
     def public(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         del out["password_hash"]

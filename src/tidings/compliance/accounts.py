@@ -127,7 +127,7 @@ class AccountService:
         dev = await self.accounts.developer_by_email(mail) if mail else None
         given = password if isinstance(password, str) else ""
         ok = await asyncio.to_thread(_verify, dev.password_hash if dev else _DUMMY_HASH, given)
-        if dev is None or not ok or dev.blocked:
+        if dev is None or not ok or dev.blocked_at(self.now()):
             who = dev.developer_id if dev else None
             why = f"account {dev.state}" if dev and ok else "bad email or password"
             await self.accounts.audit(
@@ -163,7 +163,7 @@ class AccountService:
     async def holder(self, clear: str, kind: str) -> Developer | None:
         """The active developer a live credential belongs to, or None."""
         dev = await self.accounts.holder_of(ids.secret_hash(clear), kind)
-        return None if dev is None or dev.blocked else dev
+        return None if dev is None or dev.blocked_at(self.now()) else dev
 
     # API tokens
     async def create_token(

@@ -14,6 +14,7 @@ from typing import Any
 
 from tidings.compliance.account_models import (
     BLOCKED_STATES,
+    AccountState,
     AuditEntry,
     Credential,
     Developer,
@@ -269,15 +270,17 @@ def app_standing(
     owner (created before developer accounts existed) are never refused for the last two.
     """
     row = tx.one(
-        "SELECT a.secret_hash, d.developer_id, d.state, d.state_reason FROM apps a"
+        "SELECT a.secret_hash, d.developer_id, d.state, d.state_reason, d.deadline FROM apps a"
         " LEFT JOIN developers d ON d.developer_id = a.developer_id WHERE a.app_id = ?",
         (app_id,),
     )
     if row is None or (secret_hash is not None and row[0] != secret_hash):
         return "secret", "Invalid application secret."
-    _, developer_id, state, reason = row
+    _, developer_id, state, reason, deadline = row
     if developer_id is None:
         return None
+    if state == AccountState.TERMINATING and deadline is not None and deadline <= now:
+        state, reason = AccountState.TERMINATED.value, "termination notice period over"
     if state in BLOCKED_STATES:
         return "blocked", f"developer account {state}: {reason}"
     missing = ops_terms.unaccepted_in_force(tx, developer_id, now, grace_ms)
