@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.helpers import Phone, running_node
+from tests.e2e.helpers import Phone, RawDevice, running_node
 from tests.e2e.mgmt import create_app, send_to, sign_up
 from tests.e2e.test_crash import TIDINGS
 
@@ -64,5 +64,13 @@ async def test_operator_cli_drives_a_running_node(tmp_path: Path) -> None:
             suspended = lines(await run("audit", "--action", "suspend"))
             assert suspended[0]["actor"].startswith("operator:")
             assert suspended[0]["source"] == "cli"
+            await run("sdk-policy", "set", "--sdk", "tidings-python", "--min", "99.0")
+            assert [p["min_version"] for p in lines(await run("sdk-policy", "list"))] == ["99.0"]
+            async with RawDevice.connect(node) as raw:
+                await raw.hello()
+                refused = await raw.register(app, sdk={"name": "tidings-python", "version": "1.0"})
+                assert refused["code"] == 22031
+            bad = await run("sdk-policy", "set", "--sdk", "x", "--min", "new", ok=False)
+            assert "invalid_field" in bad.stderr
         finally:
             await phone.stop()

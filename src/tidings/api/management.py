@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from tidings.compliance.account_models import AccountState, Developer, Role
 from tidings.compliance.accounts import AccountService, actor_of
+from tidings.compliance.sdk_policy import SdkPolicyService
 from tidings.compliance.states import AccountStates
 from tidings.compliance.terms import TermsService
 from tidings.errors import ManagementError, StoreError
@@ -147,6 +148,7 @@ class ManagementApi:
         self.settings = settings
         self.accounts = AccountService(store, settings.session_ttl_s)
         self.terms = TermsService(store, settings.terms_grace_days)
+        self.sdk = SdkPolicyService(store)
         self.states = AccountStates(
             store, settings.cure_period_days, settings.termination_notice_days
         )

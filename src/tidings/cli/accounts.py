@@ -1,4 +1,4 @@
-"""Operator commands for accounts: ``tidings terms``, ``tidings developer``, ``tidings audit``.
+"""Operator commands: ``tidings terms``, ``developer``, ``sdk-policy`` and ``audit``.
 
 They call the same services as the management API (``compliance/terms.py``, ``states.py``) on
 the store directly; a running node sees the result on its next request (account state and terms
@@ -14,6 +14,7 @@ import click
 
 from tidings import settings
 from tidings.cli.compliance import _emit, _with_store, store_options
+from tidings.compliance.sdk_policy import SdkPolicyService
 from tidings.compliance.states import AccountStates
 from tidings.compliance.terms import TermsService
 from tidings.store.store import Store
@@ -186,7 +187,49 @@ def audit(
     _with_store(data_dir, database_url, go)
 
 
+@click.group("sdk-policy")
+def sdk_policy() -> None:
+    """SDK version policy: minimum supported and deprecated-below versions per SDK name."""
+
+
+@sdk_policy.command("set")
+@store_options
+@click.option("--sdk", "sdk_name", required=True, help="SDK name as devices report it.")
+@click.option("--min", "min_version", default="", help="Devices below are refused ('' = none).")
+@click.option("--deprecated-below", default="", help="Devices below are served and counted.")
+@click.option("--actor", default=None, help="Who sets it (audit log) [$USER].")
+def sdk_policy_set(
+    data_dir: str | None,
+    database_url: str | None,
+    sdk_name: str,
+    min_version: str,
+    deprecated_below: str,
+    actor: str | None,
+) -> None:
+    """Set (replace) one SDK's policy; applies to the next device registration."""
+
+    async def go(store: Store) -> None:
+        service = SdkPolicyService(store)
+        policy = await service.set(sdk_name, min_version, deprecated_below, _actor(actor), "cli")
+        _emit(policy.public())
+
+    _with_store(data_dir, database_url, go)
+
+
+@sdk_policy.command("list")
+@store_options
+def sdk_policy_list(data_dir: str | None, database_url: str | None) -> None:
+    """Every SDK policy, one JSON line each."""
+
+    async def go(store: Store) -> None:
+        for policy in await store.accounts.sdk_policies():
+            _emit(policy.public())
+
+    _with_store(data_dir, database_url, go)
+
+
 def register(main: click.Group) -> None:
+    main.add_command(sdk_policy)
     main.add_command(terms)
     main.add_command(developer)
     main.add_command(audit)

@@ -20,7 +20,7 @@ from typing import Protocol
 from tidings import ids
 from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended, Revoked
 from tidings.core.limits import check_command_arg
-from tidings.core.models import Delivery
+from tidings.core.models import Delivery, DeviceInfo
 from tidings.errors import TidingsError
 from tidings.protocol import codes
 from tidings.protocol.session import (
@@ -179,6 +179,8 @@ class Hub:
             )
         elif (refusal := await self._refusal(app.app_id)) is not None:
             session.register_failed(ev.req, ev.app_id, codes.APP_BLOCKED, refusal)
+        elif (too_old := await self._sdk_refusal(ev.info)) is not None:
+            session.register_failed(ev.req, ev.app_id, codes.SDK_UNSUPPORTED, too_old)
         else:
             assert session.uaid is not None
             reg_id = await self.store.register_device(app.app_id, session.uaid, ev.info)
@@ -191,6 +193,13 @@ class Hub:
         """Why the app's devices may not register now (its developer is blocked), or None."""
         standing = await self.store.accounts.app_standing(app_id, 0)
         return standing[1] if standing is not None and standing[0] == "blocked" else None
+
+    async def _sdk_refusal(self, info: DeviceInfo) -> str | None:
+        """An upgrade reason when the device's SDK is below its policy's minimum, or None."""
+        if not info.sdk_name:
+            return None
+        policy = await self.store.accounts.sdk_policy(info.sdk_name)
+        return policy.refusal(info.sdk_version) if policy is not None else None
 
     def _attach(self, reg_id: str, app_id: str, link: Link) -> None:
         old = self.slots.get(reg_id)

@@ -1,5 +1,6 @@
 """The accounts part of the storage port: ``Store.accounts`` (developers, credentials, terms,
-account states, audit log), async methods running ``ops_accounts`` / ``ops_terms`` on the engine.
+account states, SDK policy, audit log): async methods running ``ops_accounts``, ``ops_terms``
+and ``ops_sdk`` on the engine.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from tidings.compliance.account_models import (
     TermsVersion,
     Transition,
 )
+from tidings.compliance.sdk_policy import SdkPolicy
 from tidings.core.models import App
-from tidings.store import ops_accounts, ops_terms
+from tidings.store import ops_accounts, ops_sdk, ops_terms
 from tidings.store.engine import Engine
 
 
@@ -109,6 +111,20 @@ class AccountStore:
 
     async def acceptances(self, developer_id: str | None) -> list[Acceptance]:
         return await self.engine.read(ops_terms.acceptances, developer_id)
+
+    # SDK version policy
+    async def set_sdk_policy(self, policy: SdkPolicy) -> None:
+        await self.engine.write(ops_sdk.set_policy, policy)
+
+    async def sdk_policies(self) -> list[SdkPolicy]:
+        return await self.engine.read(ops_sdk.policies)
+
+    async def sdk_policy(self, sdk_name: str) -> SdkPolicy | None:
+        return await self.engine.read(ops_sdk.policy, sdk_name)
+
+    async def app_sdk_counts(self, app_id: str) -> list[tuple[str, str, int]]:
+        """(SDK name, SDK version, devices) of an app's registered devices."""
+        return await self.engine.read(ops_sdk.app_counts, app_id)
 
     # audit
     async def audit(

@@ -335,6 +335,13 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
             "CREATE INDEX audit_log_time ON audit_log (at)",
             "CREATE INDEX audit_log_developer ON audit_log (developer_id, at)",
+            # per SDK name: devices below min_version are refused, below deprecated_below counted
+            """CREATE TABLE sdk_policies (
+                sdk_name TEXT PRIMARY KEY,
+                min_version TEXT NOT NULL DEFAULT '',
+                deprecated_below TEXT NOT NULL DEFAULT '',
+                updated_at BIGINT NOT NULL
+            )""",
         ],
     ),
 ]
