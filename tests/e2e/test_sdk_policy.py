@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.helpers import RawDevice
-from tests.e2e.mgmt import api, create_app, sign_up
+from tests.e2e.mgmt import api, create_app, send_to, sign_up
 from tests.e2e.test_management import assert_error
 from tidings.compliance.sdk_policy import below
 from tidings.node import Node
@@ -74,3 +74,24 @@ async def test_policy_refuses_old_sdks_and_counts_versions(node: Node) -> None:
         other = await sign_up(node)
         async with other.client(node) as oc:
             assert_error(await oc.get(f"/apps/{app.app.app_id}/sdk-versions"), 404, "not_found")
+
+
+async def test_package_misuse_is_refused_and_recorded(node: Node) -> None:
+    dev = await sign_up(node)
+    app = await create_app(node, dev)
+    for _ in range(2):
+        r = await send_to(node, app.app_secret, "com.other.app", "some-regid")
+        assert r["code"] == 22022
+    async with RawDevice.connect(node) as raw:
+        await raw.hello()
+        refused = await raw.register(app, package="com.other.app")
+        assert refused["code"] == 22022
+    async with api(node, OP) as op, dev.client(node) as c:
+        assert_error(await c.get("/misuse-signals"), 403, "forbidden")
+        signals = (await op.get(f"/misuse-signals?app_id={app.app.app_id}")).json()["signals"]
+        by_kind = {s["kind"]: s for s in signals}
+        assert by_kind["sender_package"]["count"] == 2
+        assert "com.other.app" in by_kind["sender_package"]["detail"]
+        assert by_kind["device_package"]["count"] == 1
+        assert "com.other.app" in by_kind["device_package"]["detail"]
+        assert (await op.get("/misuse-signals?app_id=0")).json()["signals"] == []

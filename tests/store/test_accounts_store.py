@@ -81,3 +81,16 @@ async def test_audit_log_is_newest_first_and_per_developer(store: Store) -> None
     assert [e.action for e in await acc.audit_entries("d1")] == ["notify", "sign_in"]
     assert [e.developer_id for e in await acc.audit_entries(None, action="sign_in")] == ["d2", "d1"]
     assert len(await acc.audit_entries(None, limit=2)) == 2
+
+
+async def test_misuse_signals_are_counted_per_detail(store: Store) -> None:
+    acc = store.accounts
+    await acc.record_misuse("a1", "sender_package", "package 'x'")
+    store.clock.advance(5)  # type: ignore[attr-defined]
+    await acc.record_misuse("a1", "sender_package", "package 'x'")
+    await acc.record_misuse("a2", "device_package", "package 'y'")
+    rows = await acc.misuse_signals("a1")
+    assert [(r["kind"], r["count"], r["last_at"] - r["first_at"]) for r in rows] == [  # type: ignore[operator]
+        ("sender_package", 2, 5)
+    ]
+    assert len(await acc.misuse_signals()) == 2

@@ -1,4 +1,4 @@
-"""Management API operations for platform rules: SDK version policy (``/api/v1``)."""
+"""Management API operations for platform rules: SDK version policy, misuse signals."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from tidings.api.management import OPERATOR, Ctx, Field, Op, ok
 from tidings.compliance.accounts import actor_of
+from tidings.errors import ManagementError
 
 
 async def list_sdk_policies(ctx: Ctx) -> Response:
@@ -30,6 +31,16 @@ async def app_sdk_versions(ctx: Ctx) -> Response:
     return ok({"app_id": app.app_id, "versions": await ctx.api.sdk.app_versions(app.app_id)})
 
 
+async def misuse_signals(ctx: Ctx) -> Response:
+    q = ctx.request.query_params
+    try:
+        limit = min(max(int(q.get("limit", "100")), 1), 1000)
+    except ValueError:
+        raise ManagementError(400, "invalid_field", "limit must be an integer") from None
+    found = await ctx.api.store.accounts.misuse_signals(q.get("app_id") or None, limit)
+    return ok({"signals": found})
+
+
 _S = "string"
 OPS = [
     Op("GET", "/sdk-policies", list_sdk_policies, "SDK version policies", tag="sdk"),
@@ -52,5 +63,13 @@ OPS = [
         app_sdk_versions,
         "Devices of an app by SDK name and version, with their policy status",
         tag="sdk",
+    ),
+    Op(
+        "GET",
+        "/misuse-signals",
+        misuse_signals,
+        "Package-binding misuse signals per app (?app_id=&limit=)",
+        OPERATOR,
+        tag="operator",
     ),
 ]

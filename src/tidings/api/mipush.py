@@ -327,6 +327,7 @@ class MiPushApi:
         authorization: str,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Answer one request: (HTTP status, JSON envelope, extra headers)."""
+        app: App | None = None
         try:
             if len(body) > MAX_BODY:
                 raise ApiError(codes.PARAM_ERROR, f"request body over {MAX_BODY} bytes")
@@ -334,6 +335,8 @@ class MiPushApi:
             app = await self._authenticate(authorization)
             return 200, await handler(Call(self, app, params, path)), {}
         except ApiError as err:
+            if err.code == codes.BAD_PACKAGE and app is not None:  # credentials used elsewhere
+                await self.store.accounts.record_misuse(app.app_id, "sender_package", err.reason)
             return 200, envelope(err.code, err.data, reason=err.reason), {}
         except StoreUnavailable as err:
             log.warning("store unavailable: %s", err)

@@ -177,6 +177,9 @@ class Hub:
             session.register_failed(
                 ev.req, ev.app_id, codes.BAD_PACKAGE, "package does not match the app"
             )
+            await self.store.accounts.record_misuse(
+                app.app_id, "device_package", f"package {ev.package!r} is not bound to this app"
+            )
         elif (refusal := await self._refusal(app.app_id)) is not None:
             session.register_failed(ev.req, ev.app_id, codes.APP_BLOCKED, refusal)
         elif (too_old := await self._sdk_refusal(ev.info)) is not None:

@@ -126,6 +126,15 @@ class AccountStore:
         """(SDK name, SDK version, devices) of an app's registered devices."""
         return await self.engine.read(ops_sdk.app_counts, app_id)
 
+    # misuse signals
+    async def record_misuse(self, app_id: str, kind: str, detail: str) -> None:
+        await self.engine.write(ops_sdk.record_misuse, app_id, kind, detail, self.clock.now_ms())
+
+    async def misuse_signals(
+        self, app_id: str | None = None, limit: int = 100
+    ) -> list[dict[str, object]]:
+        return await self.engine.read(ops_sdk.misuse_signals, app_id, limit)
+
     # audit
     async def audit(
         self,

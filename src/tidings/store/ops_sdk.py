@@ -1,4 +1,4 @@
-"""Store operations for the SDK version policy and per-app SDK counts (``Tx`` style)."""
+"""Store operations for platform rules (``Tx`` style): SDK policy, per-app SDK counts, misuse."""
 
 from __future__ import annotations
 
@@ -32,3 +32,26 @@ def app_counts(tx: Tx, app_id: str) -> list[tuple[str, str, int]]:
         (app_id,),
     )
     return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+def record_misuse(tx: Tx, app_id: str, kind: str, detail: str, now: int) -> None:
+    """Count one package-binding misuse signal (bounded: one row per app, kind and detail)."""
+    tx.execute(
+        "INSERT INTO misuse_signals (app_id, kind, detail, count, first_at, last_at)"
+        " VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (app_id, kind, detail)"
+        " DO UPDATE SET count = misuse_signals.count + 1, last_at = excluded.last_at",
+        (app_id, kind, detail[:255], now, now),
+    )
+
+
+def misuse_signals(tx: Tx, app_id: str | None, limit: int) -> list[dict[str, object]]:
+    cols = "app_id, kind, detail, count, first_at, last_at"
+    if app_id is None:
+        rows = tx.all(f"SELECT {cols} FROM misuse_signals ORDER BY last_at DESC LIMIT ?", (limit,))
+    else:
+        rows = tx.all(
+            f"SELECT {cols} FROM misuse_signals WHERE app_id = ? ORDER BY last_at DESC LIMIT ?",
+            (app_id, limit),
+        )
+    names = cols.split(", ")
+    return [dict(zip(names, r, strict=True)) for r in rows]

@@ -335,6 +335,16 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
             "CREATE INDEX audit_log_time ON audit_log (at)",
             "CREATE INDEX audit_log_developer ON audit_log (developer_id, at)",
+            # package-binding misuse per app: one row per (kind, detail), counted
+            """CREATE TABLE misuse_signals (
+                app_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                count BIGINT NOT NULL,
+                first_at BIGINT NOT NULL,
+                last_at BIGINT NOT NULL,
+                PRIMARY KEY (app_id, kind, detail)
+            )""",
             # per SDK name: devices below min_version are refused, below deprecated_below counted
             """CREATE TABLE sdk_policies (
                 sdk_name TEXT PRIMARY KEY,
