@@ -74,7 +74,7 @@ class Node:
             allow_private=settings.receipt_allow_private,
         )
         self.management = ManagementApi(
-            self.store, settings, all_ops(), forget_device=self.hub.forget
+            self.store, settings, all_ops(), forget_device=self.hub.forget, review=self.review
         )
         self.api_port = 0
         self.gateway_port = 0

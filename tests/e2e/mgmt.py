@@ -57,11 +57,13 @@ async def create_app(node: Node, dev: Dev, package: str | None = None) -> NewApp
     return NewApp(app, a["app_key"], a["app_secret"])
 
 
-async def send_to(node: Node, secret: str, package: str, reg_id: str) -> dict[str, Any]:
+async def send_to(
+    node: Node, secret: str, package: str, reg_id: str, title: str = "t"
+) -> dict[str, Any]:
     client = SenderClient(node.urls()["api"], secret, package)
     try:
         return dict(
-            await asyncio.to_thread(client.send, "regid", reg_id, title="t", description="d")
+            await asyncio.to_thread(client.send, "regid", reg_id, title=title, description="d")
         )
     except SendError as err:
         return err.response
