@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.helpers import Phone, RawDevice, running_node
-from tests.e2e.mgmt import create_app, send_to, sign_up
+from tests.e2e.mgmt import PASSWORD, api, create_app, send_to, sign_up
 from tests.e2e.test_crash import TIDINGS
 
 
@@ -74,3 +74,39 @@ async def test_operator_cli_drives_a_running_node(tmp_path: Path) -> None:
             assert "invalid_field" in bad.stderr
         finally:
             await phone.stop()
+
+
+async def test_operator_accounts_sign_in_and_act_as_themselves(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with running_node(data) as node:
+        dev = await sign_up(node)
+
+        def make(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+            out = subprocess.run(
+                [*TIDINGS, "operator", "create", "--data-dir", str(data), *args],
+                capture_output=True,
+                text=True,
+                input=PASSWORD + "\n",
+            )
+            assert (out.returncode == 0) == ok, out.stderr
+            return out
+
+        made = lines(
+            await asyncio.to_thread(
+                make, "--email", "ann@ops.example", "--legal-name", "Ann", "--password-stdin"
+            )
+        )[0]
+        assert made["role"] == "operator" and "password_hash" not in made
+        dup = await asyncio.to_thread(
+            make, "--email", "ann@ops.example", "--legal-name", "Ann", "--password-stdin", ok=False
+        )
+        assert "email_taken" in dup.stderr
+        async with api(node) as c:
+            r = await c.post("/session", json={"email": "ann@ops.example", "password": PASSWORD})
+            assert r.status_code == 200
+            listed = (await c.get("/developers")).json()["developers"]
+            assert dev.email in [d["email"] for d in listed]
+            r = await c.post(f"/developers/{dev.developer_id}/notify", json={"reason": "late"})
+            assert r.status_code == 200
+            entry = (await c.get("/audit?action=notify")).json()["entries"][0]
+            assert entry["actor"] == f"operator:{made['developer_id']}"

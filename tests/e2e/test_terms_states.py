@@ -211,3 +211,17 @@ async def test_audit_log_records_sign_ins_and_operations(node: Node) -> None:
         assert [(n["actor"], n["target"], n["detail"]) for n in notices] == [
             ("operator:admin_token", b.developer_id, "active -> notified")
         ]
+
+
+async def test_api_tokens_expire(node: Node, clock: ManualClock) -> None:
+    dev = await sign_up(node)
+    async with dev.client(node) as c:
+        assert_error(
+            await c.post("/tokens", json={"name": "t", "expires_in_days": 0}), 400, "invalid_field"
+        )
+        r = await c.post("/tokens", json={"name": "short", "expires_in_days": 1})
+        assert r.json()["token"]["expires_at"] == clock.now_ms() + DAY
+    async with api(node, r.json()["token"]["secret"]) as short:
+        assert (await short.get("/me")).status_code == 200
+        clock.advance(DAY)
+        assert_error(await short.get("/me"), 401, "unauthorized")

@@ -76,7 +76,9 @@ async def list_tokens(ctx: Ctx) -> Response:
 
 
 async def create_token(ctx: Ctx) -> Response:
-    cred, clear = await ctx.api.accounts.create_token(ctx.caller, ctx.body.get("name"), ctx.source)
+    cred, clear = await ctx.api.accounts.create_token(
+        ctx.caller, ctx.body.get("name"), ctx.source, ctx.body.get("expires_in_days")
+    )
     return ok({"token": {**cred.public(), "secret": clear}}, 201)
 
 
@@ -180,7 +182,10 @@ OPS = [
         "/tokens",
         create_token,
         "Create a personal API token (its secret is shown once)",
-        fields={"name": Field(_S, True, "a label", 128)},
+        fields={
+            "name": Field(_S, True, "a label", 128),
+            "expires_in_days": Field("integer", False, "1..3650; default: until revoked"),
+        },
         status=201,
         tag="tokens",
     ),

@@ -1,4 +1,4 @@
-"""Operator commands: ``tidings terms``, ``developer``, ``sdk-policy`` and ``audit``.
+"""Operator commands: ``tidings operator``, ``terms``, ``developer``, ``sdk-policy``, ``audit``.
 
 They call the same services as the management API (``compliance/terms.py``, ``states.py``) on
 the store directly; a running node sees the result on its next request (account state and terms
@@ -8,12 +8,15 @@ are read on every sender request and device registration).
 from __future__ import annotations
 
 import getpass
+import sys
 from typing import Any
 
 import click
 
 from tidings import settings
 from tidings.cli.compliance import _emit, _with_store, store_options
+from tidings.compliance.account_models import Role
+from tidings.compliance.accounts import AccountService
 from tidings.compliance.sdk_policy import SdkPolicyService
 from tidings.compliance.states import AccountStates
 from tidings.compliance.terms import TermsService
@@ -228,7 +231,42 @@ def sdk_policy_list(data_dir: str | None, database_url: str | None) -> None:
     _with_store(data_dir, database_url, go)
 
 
+@click.group("operator")
+def operator() -> None:
+    """Operator (staff) accounts of the management API."""
+
+
+@operator.command("create")
+@store_options
+@click.option("--email", required=True)
+@click.option("--legal-name", required=True, help="The person's name (shown in the audit log).")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin instead of a prompt."
+)
+def operator_create(
+    data_dir: str | None,
+    database_url: str | None,
+    email: str,
+    legal_name: str,
+    password_stdin: bool,
+) -> None:
+    """Create an operator account; it signs in with POST /api/v1/session like a developer."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def go(store: Store) -> None:
+        dev = await AccountService(store).sign_up(
+            email, password, legal_name, "ROW", "cli", Role.OPERATOR, "cli"
+        )
+        _emit(dev.public())
+
+    _with_store(data_dir, database_url, go)
+
+
 def register(main: click.Group) -> None:
+    main.add_command(operator)
     main.add_command(sdk_policy)
     main.add_command(terms)
     main.add_command(developer)

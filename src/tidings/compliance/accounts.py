@@ -167,10 +167,15 @@ class AccountService:
 
     # API tokens
     async def create_token(
-        self, dev: Developer, name: object, source: str = ""
+        self, dev: Developer, name: object, source: str = "", expires_in_days: object = None
     ) -> tuple[Credential, str]:
         label = check_text(name, "name", 128)
-        clear = await self._issue(dev, "api", label, None)
+        expires_at = None
+        if expires_in_days is not None:
+            if not isinstance(expires_in_days, int) or not 1 <= expires_in_days <= 3650:
+                raise ManagementError(400, "invalid_field", "expires_in_days must be 1..3650")
+            expires_at = self.now() + expires_in_days * 86_400_000
+        clear = await self._issue(dev, "api", label, expires_at)
         cred = next(
             c
             for c in await self.accounts.credentials(dev.developer_id, "api")
