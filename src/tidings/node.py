@@ -166,6 +166,9 @@ class Node:
                 ended = await self.management.states.finish_due_terminations()
                 if ended:
                     log.info("terminated after notice: %s", ", ".join(ended))
+                retention = self.settings.terminated_retention_days
+                for reg_id in await self.management.states.erase_terminated(retention):
+                    self.hub.forget(reg_id)
                 traces = await self.store.sweep_stats(self.settings.stats_retention_days)
                 if traces:
                     log.info("expired: %d message traces", traces)

@@ -67,6 +67,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("cure_period_days", 10.0, "Default days a notified developer has to cure a breach."),
     Setting("termination_notice_days", 30.0, "Days of notice for a termination without cause."),
+    Setting(
+        "terminated_retention_days",
+        90.0,
+        "Days a terminated developer's apps, devices and messages are kept before erasure.",
+    ),
     Setting("session_ttl_s", 604_800, "Seconds a management API login session lasts (7 days)."),
     Setting("stats_retention_days", 90, "Days a message's trace is kept after it was sent."),
     Setting("schedule_poll_s", 0.25, "Seconds between looks for scheduled sends that are due."),

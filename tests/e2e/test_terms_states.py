@@ -225,3 +225,30 @@ async def test_api_tokens_expire(node: Node, clock: ManualClock) -> None:
         assert (await short.get("/me")).status_code == 200
         clock.advance(DAY)
         assert_error(await short.get("/me"), 401, "unauthorized")
+
+
+async def test_terminated_developers_data_is_erased_after_retention(
+    node: Node, clock: ManualClock
+) -> None:
+    dev, app, phone = await setup(node)
+    try:
+        async with api(node, OP) as op:
+            r = await op.post(
+                f"/developers/{dev.developer_id}/terminate",
+                json={"reason": "fraud", "cause": "material"},
+            )
+            assert r.status_code == 200
+        states = node.management.states
+        clock.advance(89 * DAY)
+        assert await states.erase_terminated(90) == []
+        assert await node.store.app_by_id(app.app.app_id) is not None
+        clock.advance(DAY)
+        assert await states.erase_terminated(90) == [phone.reg_id]
+        assert await node.store.app_by_id(app.app.app_id) is None
+        assert await node.store.get_device(phone.reg_id) is None
+        kept = await node.store.accounts.developer(dev.developer_id)
+        assert kept is not None and kept.state == "terminated"
+        log = await node.store.accounts.audit_entries(dev.developer_id, action="retention_erase")
+        assert [e.target for e in log] == [app.app.app_id]
+    finally:
+        await phone.stop()

@@ -189,3 +189,23 @@ class AccountStates:
                 except ManagementError:
                     continue  # reinstated or moved meanwhile
         return done
+
+    async def erase_terminated(self, retention_days: float) -> list[str]:
+        """Delete the apps of developers terminated over ``retention_days`` ago; returns regIds.
+
+        Apps go with their devices, messages and settings; the account row, its transitions,
+        acceptances and the audit log stay as records.
+        """
+        now = self.store.clock.now_ms()
+        cutoff = now - int(retention_days * DAY_MS)
+        erased: list[str] = []
+        for dev in await self.accounts.developers(S.TERMINATED.value):
+            if dev.state_since > cutoff:
+                continue
+            for app, _ in await self.accounts.apps_of(dev.developer_id):
+                erased += await self.accounts.delete_app(dev.developer_id, app.app_id)
+                await self.accounts.audit(
+                    "system", dev.developer_id, "retention_erase", app.app_id, "", "ok",
+                    f"terminated {retention_days:g} days ago",
+                )  # fmt: skip
+        return erased
