@@ -136,7 +136,9 @@ class AccountService:
             if dev is not None and ok:
                 raise ManagementError(403, "account_blocked", f"the account is {dev.state}")
             raise ManagementError(401, "bad_credentials", "wrong email or password")
-        token = await self._issue(dev, "session", "login", self.now() + self.session_ttl_s * 1000)
+        _, token = await self._issue(
+            dev, "session", "login", self.now() + self.session_ttl_s * 1000
+        )
         await self.accounts.audit(actor_of(dev), dev.developer_id, "sign_in", mail, source)
         return dev, token
 
@@ -144,21 +146,22 @@ class AccountService:
         await self.accounts.revoke_by_hash(ids.secret_hash(session_token))
         await self.accounts.audit(actor_of(dev), dev.developer_id, "sign_out", "", source)
 
-    async def _issue(self, dev: Developer, kind: str, name: str, expires_at: int | None) -> str:
+    async def _issue(
+        self, dev: Developer, kind: str, name: str, expires_at: int | None
+    ) -> tuple[Credential, str]:
         clear = (API_TOKEN_PREFIX if kind == "api" else SESSION_PREFIX) + secrets.token_urlsafe(32)
-        await self.accounts.add_credential(
-            Credential(
-                token_id="tok_" + secrets.token_hex(8),
-                token_hash=ids.secret_hash(clear),
-                developer_id=dev.developer_id,
-                kind=kind,
-                name=name,
-                created_at=self.now(),
-                expires_at=expires_at,
-                revoked_at=None,
-            )
+        cred = Credential(
+            token_id="tok_" + secrets.token_hex(8),
+            token_hash=ids.secret_hash(clear),
+            developer_id=dev.developer_id,
+            kind=kind,
+            name=name,
+            created_at=self.now(),
+            expires_at=expires_at,
+            revoked_at=None,
         )
-        return clear
+        await self.accounts.add_credential(cred)
+        return cred, clear
 
     async def holder(self, clear: str, kind: str) -> Developer | None:
         """The active developer a live credential belongs to, or None."""
@@ -175,12 +178,7 @@ class AccountService:
             if not isinstance(expires_in_days, int) or not 1 <= expires_in_days <= 3650:
                 raise ManagementError(400, "invalid_field", "expires_in_days must be 1..3650")
             expires_at = self.now() + expires_in_days * 86_400_000
-        clear = await self._issue(dev, "api", label, expires_at)
-        cred = next(
-            c
-            for c in await self.accounts.credentials(dev.developer_id, "api")
-            if c.token_hash == ids.secret_hash(clear)
-        )
+        cred, clear = await self._issue(dev, "api", label, expires_at)
         await self.accounts.audit(
             actor_of(dev), dev.developer_id, "token_create", cred.token_id, source
         )

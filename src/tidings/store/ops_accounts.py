@@ -220,12 +220,16 @@ def owned_app(tx: Tx, developer_id: str | None, app_id: str) -> App | None:
 
 def apps_of(tx: Tx, developer_id: str | None) -> list[tuple[App, str | None]]:
     """Apps with their owner: one developer's, or every app (``None``: operators)."""
-    out = []
-    for app in ops.list_apps(tx):
-        owner = app_owner(tx, app.app_id)
-        if developer_id is None or owner == developer_id:
-            out.append((app, owner))
-    return out
+    cols = ops._APP_COLS
+    if developer_id is None:
+        rows = tx.all(f"SELECT {cols}, developer_id FROM apps ORDER BY created_at, app_id")
+    else:
+        rows = tx.all(
+            f"SELECT {cols}, developer_id FROM apps WHERE developer_id = ?"
+            " ORDER BY created_at, app_id",
+            (developer_id,),
+        )
+    return [(App(*r[:-1]), r[-1]) for r in rows]
 
 
 def rotate_app_secrets(
