@@ -7,7 +7,9 @@
     ├── StoreError             the storage engine failed
     │   └── StoreUnavailable   the database cannot be reached right now (answer 503 / 10002)
     ├── ApiError               a request was refused; carries a Mi Push error code and a reason
-    └── ComplianceError        a consent, erasure or review operation was refused (unknown id...)
+    ├── ComplianceError        a consent, erasure or review operation was refused (unknown id...)
+    └── ManagementError        a management operation was refused; carries an HTTP status and a
+                               stable code (sign-up, login, tokens, apps, terms, account states)
 
 Foreign exceptions (sqlite3, psycopg, websockets) are converted at the boundary of the module
 that calls them; nothing above the store sees a driver exception.
@@ -44,3 +46,13 @@ class ApiError(TidingsError):
 
 class ComplianceError(TidingsError):
     """A consent, data-subject or review operation was refused (unknown app, device, message)."""
+
+
+class ManagementError(TidingsError):
+    """A management operation refused with a stable code (``{"error": {"code", "message"}}``)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message

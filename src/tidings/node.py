@@ -17,10 +17,12 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from tidings import __version__
 from tidings.api.admin import AdminApi
+from tidings.api.management import PREFIX, ManagementApi
+from tidings.api.management_routes import all_ops
 from tidings.api.mipush import ERROR_HANDLERS, MiPushApi
 from tidings.api.sender_app import SenderApp
 from tidings.bus.local import LocalBus
@@ -71,6 +73,9 @@ class Node:
             max_attempts=settings.receipt_max_attempts,
             allow_private=settings.receipt_allow_private,
         )
+        self.management = ManagementApi(
+            self.store, settings, all_ops(), forget_device=self.hub.forget, review=self.review
+        )
         self.api_port = 0
         self.gateway_port = 0
         self._http: _Server | None = None
@@ -96,6 +101,7 @@ class Node:
                 Route("/health", health),
                 *api.routes(),  # reached only for methods the fast path does not take
                 *AdminApi(self.store, self.review, self.settings.admin_token).routes(),
+                Mount(PREFIX, app=self.management.app()),
             ],
             exception_handlers=dict(ERROR_HANDLERS),
         )
@@ -157,6 +163,12 @@ class Node:
                 inbox, messages = await self.store.sweep_expired()
                 if inbox or messages:
                     log.info("expired: %d inbox entries, %d messages", inbox, messages)
+                ended = await self.management.states.finish_due_terminations()
+                if ended:
+                    log.info("terminated after notice: %s", ", ".join(ended))
+                retention = self.settings.terminated_retention_days
+                for reg_id in await self.management.states.erase_terminated(retention):
+                    self.hub.forget(reg_id)
                 traces = await self.store.sweep_stats(self.settings.stats_retention_days)
                 if traces:
                     log.info("expired: %d message traces", traces)

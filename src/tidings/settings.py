@@ -58,6 +58,20 @@ SETTINGS: tuple[Setting, ...] = (
         1.0,
         "Seconds a node keeps the limits schedule (tidings limits) in memory before reading it.",
     ),
+    Setting(
+        "terms_grace_days",
+        14.0,
+        "Days after a terms version takes effect before a developer who has not accepted it"
+        " can no longer send (Mi Push code 10036).",
+    ),
+    Setting("cure_period_days", 10.0, "Default days a notified developer has to cure a breach."),
+    Setting("termination_notice_days", 30.0, "Days of notice for a termination without cause."),
+    Setting(
+        "terminated_retention_days",
+        90.0,
+        "Days a terminated developer's apps, devices and messages are kept before erasure.",
+    ),
+    Setting("session_ttl_s", 604_800, "Seconds a management API login session lasts (7 days)."),
     Setting("stats_retention_days", 90, "Days a message's trace is kept after it was sent."),
     Setting("schedule_poll_s", 0.25, "Seconds between looks for scheduled sends that are due."),
     Setting("receipt_interval_s", 1.0, "Seconds between batches of receipts to extra.callback."),

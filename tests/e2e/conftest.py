@@ -12,7 +12,7 @@ from tidings.node import Node
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    async with running_node(tmp_path / "data", ack_timeout_s=0.5) as n:
+    async with running_node(tmp_path / "data", ack_timeout_s=0.5, admin_token="op-secret") as n:
         point_xmpush_at(n)
         yield n
 

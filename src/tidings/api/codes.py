@@ -11,6 +11,8 @@ ILLEGAL_PARAM = 10017
 API_NOT_FOUND = 10020
 INVALID_DEVICE = 10029
 METHOD_NOT_ALLOWED = 10021
+ACCOUNT_BLOCKED = 10031  # the app's developer account is suspended or terminated
+TERMS_NOT_ACCEPTED = 10036  # the developer has not accepted the terms in force
 ILLEGAL_TOPIC = 20209
 SUBSCRIBE_FAILED = 20215
 UNSUBSCRIBE_FAILED = 20216
@@ -44,6 +46,8 @@ DESCRIPTIONS = {
     API_NOT_FOUND: "请求的API不存在",
     INVALID_DEVICE: "无效设备",
     METHOD_NOT_ALLOWED: "HTTP方法不支持",
+    ACCOUNT_BLOCKED: "开发者账号已停用",
+    TERMS_NOT_ACCEPTED: "未同意当前服务条款",
     ILLEGAL_TOPIC: "非法topic",
     SUBSCRIBE_FAILED: "订阅topic失败",
     UNSUBSCRIBE_FAILED: "取消订阅topic失败",

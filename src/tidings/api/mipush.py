@@ -332,6 +332,7 @@ class MiPushApi:
         authorization: str,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Answer one request: (HTTP status, JSON envelope, extra headers)."""
+        app: App | None = None
         try:
             if len(body) > MAX_BODY:
                 raise ApiError(codes.PARAM_ERROR, f"request body over {MAX_BODY} bytes")
@@ -344,6 +345,8 @@ class MiPushApi:
                 )
             return 200, await handler(Call(self, app, params, path)), {}
         except ApiError as err:
+            if err.code == codes.BAD_PACKAGE and app is not None:  # credentials used elsewhere
+                await self.store.accounts.record_misuse(app.app_id, "sender_package", err.reason)
             return 200, envelope(err.code, err.data, reason=err.reason), {}
         except StoreUnavailable as err:
             log.warning("store unavailable: %s", err)
@@ -363,14 +366,31 @@ class MiPushApi:
         cached = self._apps.get(digest)
         now = time.monotonic()
         if cached is not None and now - cached[1] < self.settings.auth_cache_s:
-            return cached[0]
-        app = await self.store.app_by_secret(secret)
-        if app is None:
-            raise ApiError(codes.AUTH_FAILED, "Invalid application secret.")
-        if len(self._apps) >= AUTH_CACHE_SIZE:
-            self._apps.clear()
-        self._apps[digest] = (app, now)
+            app = cached[0]
+        else:
+            found = await self.store.app_by_secret(secret)
+            if found is None:
+                raise ApiError(codes.AUTH_FAILED, "Invalid application secret.")
+            if len(self._apps) >= AUTH_CACHE_SIZE:
+                self._apps.clear()
+            self._apps[digest] = (found, now)
+            app = found
+        await self._check_standing(app, digest)
         return app
+
+    async def _check_standing(self, app: App, digest: str) -> None:
+        """Account state, terms and a rotated secret: read on every request, never cached."""
+        grace_ms = int(self.settings.terms_grace_days * 86_400_000)
+        standing = await self.store.accounts.app_standing(app.app_id, grace_ms, digest)
+        if standing is None:
+            return
+        kind, reason = standing
+        if kind == "secret":
+            self._apps.pop(digest, None)
+            raise ApiError(codes.AUTH_FAILED, reason)
+        raise ApiError(
+            codes.ACCOUNT_BLOCKED if kind == "blocked" else codes.TERMS_NOT_ACCEPTED, reason
+        )
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

@@ -154,9 +154,13 @@ def app_create(
         raise click.BadParameter("must look like com.example.app", param_hint="--package")
 
     async def create(store: Store) -> dict[str, Any]:
+        from tidings.compliance.accounts import AccountService
+
         if await store.app_by_package(package) is not None:
             raise click.ClickException(f"an app with package {package} already exists")
-        new = await store.create_app(name, package, privacy_policy_version)
+        accounts = AccountService(store)
+        owner = await accounts.bootstrap_developer()  # created on first use
+        new = await accounts.create_app(owner, name, package, privacy_policy_version, "cli")
         return new.public()
 
     emit(with_store(data_dir, database_url, create))
@@ -389,9 +393,10 @@ def send(
     emit(result)
 
 
-from tidings.cli import compliance  # noqa: E402  (its commands attach to the groups above)
+from tidings.cli import accounts, compliance  # noqa: E402  (its commands attach to the groups above)
 
 compliance.register(main, app)
+accounts.register(main)
 
 from tidings.cli.limits import limits_group  # noqa: E402
 

@@ -20,7 +20,7 @@ from typing import Protocol
 from tidings import ids
 from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended, Revoked
 from tidings.core.limits import check_command_arg
-from tidings.core.models import Delivery
+from tidings.core.models import Delivery, DeviceInfo
 from tidings.errors import TidingsError
 from tidings.protocol import codes
 from tidings.protocol.session import (
@@ -179,6 +179,13 @@ class Hub:
             session.register_failed(
                 ev.req, ev.app_id, codes.BAD_PACKAGE, "package does not match the app"
             )
+            await self.store.accounts.record_misuse(
+                app.app_id, "device_package", f"package {ev.package!r} is not bound to this app"
+            )
+        elif (refusal := await self._refusal(app.app_id)) is not None:
+            session.register_failed(ev.req, ev.app_id, codes.APP_BLOCKED, refusal)
+        elif (too_old := await self._sdk_refusal(ev.info)) is not None:
+            session.register_failed(ev.req, ev.app_id, codes.SDK_UNSUPPORTED, too_old)
         else:
             assert session.uaid is not None
             reg_id = await self.store.register_device(app.app_id, session.uaid, ev.info)
@@ -186,6 +193,18 @@ class Hub:
             self._attach(reg_id, app.app_id, link)
             await self.store.catch_up(app.app_id, [reg_id])
             self._spawn(self._pump(reg_id))  # everything pending, unacked ones included
+
+    async def _refusal(self, app_id: str) -> str | None:
+        """Why the app's devices may not register now (its developer is blocked), or None."""
+        standing = await self.store.accounts.app_standing(app_id, 0)
+        return standing[1] if standing is not None and standing[0] == "blocked" else None
+
+    async def _sdk_refusal(self, info: DeviceInfo) -> str | None:
+        """An upgrade reason when the device's SDK is below its policy's minimum, or None."""
+        if not info.sdk_name:
+            return None
+        policy = await self.store.accounts.sdk_policy(info.sdk_name)
+        return policy.refusal(info.sdk_version) if policy is not None else None
 
     def _attach(self, reg_id: str, app_id: str, link: Link) -> None:
         old = self.slots.get(reg_id)

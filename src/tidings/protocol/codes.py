@@ -18,6 +18,8 @@ TOO_MANY_APPS = 4005
 BAD_APP_ID = 22006
 BAD_APP_KEY = 22007
 BAD_PACKAGE = 22022
+APP_BLOCKED = 22030  # Tidings: the app's developer account is suspended or terminated
+SDK_UNSUPPORTED = 22031  # Tidings: the device's SDK is below the minimum supported version
 
 # WebSocket close codes
 CLOSE_NORMAL = 1000

@@ -266,9 +266,97 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (
+        # 4: developer accounts, credentials, terms, account states, audit log
+        4,
+        [
+            """CREATE TABLE developers (
+                developer_id TEXT PRIMARY KEY,
+                email TEXT NOT NULL UNIQUE,
+                password_hash TEXT NOT NULL,
+                legal_name TEXT NOT NULL,
+                region TEXT NOT NULL,
+                role TEXT NOT NULL,
+                state TEXT NOT NULL,
+                state_reason TEXT NOT NULL DEFAULT '',
+                state_since BIGINT NOT NULL,
+                deadline BIGINT,
+                created_at BIGINT NOT NULL
+            )""",
+            "ALTER TABLE apps ADD COLUMN developer_id TEXT",
+            "CREATE INDEX apps_developer ON apps (developer_id)",
+            # personal API tokens (kind 'api') and login sessions (kind 'session'), hashed
+            """CREATE TABLE credentials (
+                token_id TEXT PRIMARY KEY,
+                token_hash TEXT NOT NULL UNIQUE,
+                developer_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                name TEXT NOT NULL DEFAULT '',
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT,
+                revoked_at BIGINT
+            )""",
+            "CREATE INDEX credentials_developer ON credentials (developer_id, kind)",
+            """CREATE TABLE terms_versions (
+                version TEXT PRIMARY KEY,
+                body TEXT NOT NULL,
+                published_at BIGINT NOT NULL,
+                effective_at BIGINT NOT NULL
+            )""",
+            """CREATE TABLE terms_acceptances (
+                developer_id TEXT NOT NULL,
+                version TEXT NOT NULL,
+                accepted_at BIGINT NOT NULL,
+                source TEXT NOT NULL,
+                PRIMARY KEY (developer_id, version)
+            )""",
+            # account state transitions: dated, reasoned, never updated
+            """CREATE TABLE account_transitions (
+                transition_id TEXT PRIMARY KEY,
+                developer_id TEXT NOT NULL,
+                from_state TEXT NOT NULL,
+                to_state TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                at BIGINT NOT NULL,
+                deadline BIGINT
+            )""",
+            "CREATE INDEX account_transitions_dev ON account_transitions (developer_id, at)",
+            # append-only: who did what, when, from where, with what outcome
+            """CREATE TABLE audit_log (
+                seq_id TEXT PRIMARY KEY,
+                at BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                developer_id TEXT,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL DEFAULT '',
+                source TEXT NOT NULL DEFAULT '',
+                outcome TEXT NOT NULL,
+                detail TEXT NOT NULL DEFAULT ''
+            )""",
+            "CREATE INDEX audit_log_time ON audit_log (at)",
+            "CREATE INDEX audit_log_developer ON audit_log (developer_id, at)",
+            # package-binding misuse per app: one row per (kind, detail), counted
+            """CREATE TABLE misuse_signals (
+                app_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                count BIGINT NOT NULL,
+                first_at BIGINT NOT NULL,
+                last_at BIGINT NOT NULL,
+                PRIMARY KEY (app_id, kind, detail)
+            )""",
+            # per SDK name: devices below min_version are refused, below deprecated_below counted
+            """CREATE TABLE sdk_policies (
+                sdk_name TEXT PRIMARY KEY,
+                min_version TEXT NOT NULL DEFAULT '',
+                deprecated_below TEXT NOT NULL DEFAULT '',
+                updated_at BIGINT NOT NULL
+            )""",
+        ],
+    ),
+    (
         # 5: operator limits (schedule with effective dates), per-device daily delivered counts,
-        # receipts with an extra object (type 128). Version 4 belongs to another branch: each
-        # version is applied once whether or not the ones before it exist.
+        # receipts with an extra object (type 128)
         5,
         [
             """CREATE TABLE limits (

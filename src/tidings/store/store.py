@@ -46,6 +46,7 @@ from tidings.store import (
     privacy_ops,
     review_ops,
 )
+from tidings.store.account_store import AccountStore
 from tidings.store.engine import Engine
 
 
@@ -64,6 +65,7 @@ class Store:
         self._schedule: list[LimitsEntry] = []
         self._schedule_read_at = -float("inf")  # monotonic
         self.limits_reads = 0  # schedule reads (operations, tests)
+        self.accounts = AccountStore(engine, self.clock)
 
     async def start(self) -> None:
         await self.engine.start()

@@ -1,0 +1,248 @@
+"""The management API under ``/api/v1``: operations declared as data, auth, one error shape.
+
+Each :class:`Op` names its method, path, handler, who may call it and the JSON fields its body
+takes; the routes and the OpenAPI document (``/api/v1/openapi.json``) are both built from that
+list, so they cannot disagree. Every refusal is ``{"error": {"code", "message"}}`` with a stable
+code (pinned by ``tests/api/test_management_errors.py``). Callers authenticate with a personal API
+token (``Authorization: Bearer tdk_…``), the login cookie, or the operator ``admin_token``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tidings.compliance.account_models import AccountState, Developer, Role
+from tidings.compliance.accounts import AccountService, actor_of
+from tidings.compliance.sdk_policy import SdkPolicyService
+from tidings.compliance.states import AccountStates
+from tidings.compliance.terms import TermsService
+from tidings.errors import ManagementError, StoreError
+from tidings.settings import Settings
+from tidings.store.store import Store
+
+log = logging.getLogger("tidings.management")
+
+PREFIX = "/api/v1"
+COOKIE = "tidings_session"
+MAX_BODY = 65_536
+
+# auth levels an operation asks for
+PUBLIC, ANY, OPERATOR = "public", "any", "operator"
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    type: str  # JSON schema type: string, integer, boolean
+    required: bool = False
+    help: str = ""
+    max_length: int | None = None
+
+
+@dataclasses.dataclass
+class Ctx:
+    """One management request: who calls, the checked JSON body, where from."""
+
+    request: Request
+    dev: Developer | None
+    body: dict[str, Any]
+    source: str
+    api: ManagementApi
+
+    @property
+    def caller(self) -> Developer:
+        assert self.dev is not None  # only for ANY / OPERATOR operations
+        return self.dev
+
+    def param(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+
+Handler = Callable[[Ctx], Awaitable[Response]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    method: str
+    path: str  # below PREFIX, Starlette syntax ("/apps/{app_id}")
+    handler: Handler
+    summary: str
+    auth: str = ANY
+    fields: dict[str, Field] = dataclasses.field(default_factory=dict)
+    status: int = 200
+    tag: str = ""
+
+    @property
+    def op_id(self) -> str:
+        return self.handler.__name__
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def ok(payload: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(payload, status_code=status)
+
+
+def _operator_from_admin_token() -> Developer:
+    return Developer(
+        developer_id="admin_token",
+        email="",
+        password_hash="!",
+        legal_name="operator (admin_token)",
+        region="",
+        role=Role.OPERATOR.value,
+        state=AccountState.ACTIVE.value,
+        state_reason="",
+        state_since=0,
+        deadline=None,
+        created_at=0,
+    )
+
+
+def _check_body(raw: bytes, fields: dict[str, Field]) -> dict[str, Any]:
+    if len(raw) > MAX_BODY:
+        raise ManagementError(413, "body_too_large", f"request bodies are at most {MAX_BODY} bytes")
+    if not raw.strip():
+        body: Any = {}
+    else:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise ManagementError(400, "invalid_json", "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ManagementError(400, "invalid_json", "the body must be a JSON object")
+    extra = sorted(set(body) - set(fields))
+    if extra:
+        raise ManagementError(400, "unknown_field", f"unknown field(s): {', '.join(extra)}")
+    kinds = {"string": str, "integer": int, "boolean": bool}
+    for name, f in fields.items():
+        if name not in body or body[name] is None:
+            if f.required:
+                raise ManagementError(400, "missing_field", f"{name} is required")
+            body.pop(name, None)
+            continue
+        value = body[name]
+        wrong = not isinstance(value, kinds[f.type]) or (
+            f.type == "integer" and isinstance(value, bool)
+        )
+        if wrong or (f.max_length is not None and len(value) > f.max_length):
+            limit = f" of at most {f.max_length} characters" if f.max_length else ""
+            raise ManagementError(400, "invalid_field", f"{name} must be a {f.type}{limit}")
+    return body
+
+
+class ManagementApi:
+    def __init__(self, store: Store, settings: Settings, ops: list[Op], **services: Any) -> None:
+        self.store = store
+        self.settings = settings
+        self.accounts = AccountService(store, settings.session_ttl_s)
+        self.terms = TermsService(store, settings.terms_grace_days)
+        self.sdk = SdkPolicyService(store)
+        self.states = AccountStates(
+            store, settings.cure_period_days, settings.termination_notice_days
+        )
+        self.services = services
+        self.ops = ops
+
+    async def caller(self, request: Request) -> Developer | None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        given = given.strip()
+        if scheme.lower() == "bearer" and given:
+            token = self.settings.admin_token
+            if token and hmac.compare_digest(given.encode(), token.encode()):
+                return _operator_from_admin_token()
+            return await self.accounts.holder(given, "api")
+        session = request.cookies.get(COOKIE)
+        if session:
+            return await self.accounts.holder(session, "session")
+        return None
+
+    def _endpoint(self, op: Op) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            source = request.client.host if request.client else ""
+            dev: Developer | None = None
+            try:
+                if op.auth != PUBLIC:
+                    dev = await self.caller(request)
+                    if dev is None:
+                        raise ManagementError(
+                            401, "unauthorized", "a valid API token or login session is required"
+                        )
+                    if op.auth == OPERATOR and dev.role != Role.OPERATOR:
+                        raise ManagementError(403, "forbidden", "operators only")
+                raw = await request.body() if op.method in ("POST", "PUT", "PATCH") else b""
+                body = _check_body(raw, op.fields)
+                return await op.handler(Ctx(request, dev, body, source, self))
+            except ManagementError as exc:
+                if op.method != "GET" and op.op_id != "login":  # login audits itself
+                    await self._audit_refusal(op, dev, request, source, exc)
+                return error(exc.status, exc.code, exc.message)
+            except StoreError as exc:
+                log.warning("store error: %s", exc)
+                return error(503, "unavailable", "storage unavailable, retry later")
+
+        return endpoint
+
+    async def _audit_refusal(
+        self, op: Op, dev: Developer | None, request: Request, source: str, exc: ManagementError
+    ) -> None:
+        try:
+            await self.store.accounts.audit(
+                actor_of(dev) if dev else "anonymous",
+                dev.developer_id if dev and dev.role == Role.DEVELOPER else None,
+                op.op_id,
+                request.url.path,
+                source,
+                exc.code,
+                exc.message,
+            )
+        except StoreError as err:
+            log.warning("audit write failed: %s", err)
+
+    def app(self) -> Starlette:
+        from tidings.api.openapi import document
+
+        doc = document(self.ops, PREFIX)
+
+        async def openapi(request: Request) -> Response:
+            return JSONResponse(doc)
+
+        async def not_found(request: Request, exc: Exception) -> Response:
+            return error(404, "not_found", f"no operation at {request.url.path}")
+
+        async def not_allowed(request: Request, exc: Exception) -> Response:
+            return error(405, "method_not_allowed", f"{request.method} is not allowed here")
+
+        async def internal(request: Request, exc: Exception) -> Response:
+            log.exception("unexpected error on %s", request.url.path, exc_info=exc)
+            return error(500, "internal_error", "internal error")
+
+        routes = [Route("/openapi.json", openapi, methods=["GET"])]  # mounted at PREFIX
+        by_path: dict[str, dict[str, Op]] = {}
+        for op in self.ops:
+            by_path.setdefault(op.path, {})[op.method] = op
+        for path, methods in by_path.items():
+            routes.append(Route(path, self._dispatch(methods), methods=list(methods)))
+        return Starlette(
+            routes=routes,
+            exception_handlers={404: not_found, 405: not_allowed, 500: internal},
+        )
+
+    def _dispatch(self, methods: dict[str, Op]) -> Callable[[Request], Awaitable[Response]]:
+        endpoints = {m: self._endpoint(op) for m, op in methods.items()}
+
+        async def dispatch(request: Request) -> Response:
+            return await endpoints[request.method](request)
+
+        return dispatch

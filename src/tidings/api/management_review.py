@@ -1,0 +1,105 @@
+"""Management API operations for staff content review (``/api/v1/review``; operators only).
+
+The same operations as the older ``/admin/review`` endpoints (kept for existing scripts), with the
+management API's authentication, error shape and audit log.
+"""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from tidings.api.admin import held_json
+from tidings.api.management import OPERATOR, Ctx, Field, Op, ok
+from tidings.compliance.accounts import actor_of, not_found
+from tidings.compliance.moderation import ReviewService
+from tidings.errors import ComplianceError, ManagementError
+
+
+def _review(ctx: Ctx) -> ReviewService:
+    service = ctx.api.services.get("review")
+    if not isinstance(service, ReviewService):
+        raise ManagementError(404, "not_found", "content review is not running on this node")
+    return service
+
+
+async def review_queue(ctx: Ctx) -> Response:
+    q = ctx.request.query_params
+    try:
+        limit = min(max(int(q.get("limit", "100")), 1), 1000)
+    except ValueError:
+        raise ManagementError(400, "invalid_field", "limit must be an integer") from None
+    items = await ctx.api.store.held_messages(q.get("app_id") or None, limit)
+    return ok({"held": [held_json(i) for i in items]})
+
+
+async def review_item(ctx: Ctx) -> Response:
+    msg_id = ctx.param("msg_id")
+    item = await ctx.api.store.held_message(msg_id)
+    if item is None:
+        raise not_found("message in the review queue")
+    decisions = await ctx.api.store.review_decisions(msg_id)
+    return ok({"message": held_json(item), "decisions": decisions})
+
+
+async def _decide(ctx: Ctx, approve: bool) -> Response:
+    service = _review(ctx)
+    msg_id = ctx.param("msg_id")
+    if await ctx.api.store.held_message(msg_id) is None:
+        raise not_found("message in the review queue")
+    actor = actor_of(ctx.caller)
+    reason = ctx.body.get("reason", "")
+    act = service.approve if approve else service.reject
+    try:
+        item = await act(msg_id, actor, reason)
+    except ComplianceError as exc:
+        raise ManagementError(409, "not_held", str(exc)) from None
+    action = "review_approve" if approve else "review_reject"
+    await ctx.api.store.accounts.audit(actor, None, action, msg_id, ctx.source, "ok", reason)
+    return ok({"message": held_json(item)})
+
+
+async def approve_held(ctx: Ctx) -> Response:
+    return await _decide(ctx, True)
+
+
+async def reject_held(ctx: Ctx) -> Response:
+    return await _decide(ctx, False)
+
+
+_REASON = {"reason": Field("string", False, "recorded in the decision log", 512)}
+OPS = [
+    Op(
+        "GET",
+        "/review/queue",
+        review_queue,
+        "Held messages (?app_id=&limit=)",
+        OPERATOR,
+        tag="review",
+    ),
+    Op(
+        "GET",
+        "/review/{msg_id}",
+        review_item,
+        "A held message and its decisions",
+        OPERATOR,
+        tag="review",
+    ),
+    Op(
+        "POST",
+        "/review/{msg_id}/approve",
+        approve_held,
+        "Release a held message for delivery",
+        OPERATOR,
+        _REASON,
+        tag="review",
+    ),
+    Op(
+        "POST",
+        "/review/{msg_id}/reject",
+        reject_held,
+        "Reject a held message",
+        OPERATOR,
+        _REASON,
+        tag="review",
+    ),
+]
