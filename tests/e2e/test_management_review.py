@@ -44,3 +44,22 @@ async def test_operators_review_held_messages(node: Node) -> None:
             assert [(e["target"], e["actor"]) for e in log] == [(held[0], "operator:admin_token")]
     finally:
         await phone.stop()
+
+
+async def test_developers_see_their_held_and_rejected_messages(node: Node) -> None:
+    dev, other = await sign_up(node), await sign_up(node)
+    app = await create_app(node, dev)
+    await moderation.add_rule(node.store, "term", "promo", app.app.app_id, "hold")
+    await moderation.add_rule(node.store, "term", "casino", app.app.app_id, "reject")
+    phone = await Phone(node, app).start()
+    try:
+        held = await send_to(node, app.app_secret, app.app.package, phone.reg_id, title="PROMO")
+        refused = await send_to(node, app.app_secret, app.app.package, phone.reg_id, title="casino")
+        assert refused["code"] == 26010
+        async with dev.client(node) as c, other.client(node) as o:
+            view = (await c.get(f"/apps/{app.app.app_id}/review")).json()
+            assert [h["msg_id"] for h in view["held"]] == [held["data"]["id"]]
+            assert len(view["rejected"]) == 1 and "blocked_term" in view["rejected"][0]["reason"]
+            assert_error(await o.get(f"/apps/{app.app.app_id}/review"), 404, "not_found")
+    finally:
+        await phone.stop()

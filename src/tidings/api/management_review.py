@@ -41,6 +41,14 @@ async def review_item(ctx: Ctx) -> Response:
     return ok({"message": held_json(item), "decisions": decisions})
 
 
+async def app_review(ctx: Ctx) -> Response:
+    """A developer's own view: the app's messages held for review and those rejected."""
+    app = await ctx.api.accounts.app(ctx.caller, ctx.param("app_id"))
+    held = await ctx.api.store.held_messages(app.app_id, 100)
+    rejected = await ctx.api.store.rejections(app.app_id, 100)
+    return ok({"held": [held_json(i) for i in held], "rejected": rejected})
+
+
 async def _decide(ctx: Ctx, approve: bool) -> Response:
     service = _review(ctx)
     msg_id = ctx.param("msg_id")
@@ -68,6 +76,13 @@ async def reject_held(ctx: Ctx) -> Response:
 
 _REASON = {"reason": Field("string", False, "recorded in the decision log", 512)}
 OPS = [
+    Op(
+        "GET",
+        "/apps/{app_id}/review",
+        app_review,
+        "The app's held and rejected messages (its developer, or operators)",
+        tag="review",
+    ),
     Op(
         "GET",
         "/review/queue",

@@ -145,6 +145,16 @@ def held_messages(tx: Tx, app_id: str | None, limit: int) -> list[HeldMessage]:
     return [_held(r) for r in rows]
 
 
+def rejections(tx: Tx, app_id: str, limit: int) -> list[dict[str, object]]:
+    """An app's rejected messages (by the rules at send time, or by a reviewer), newest first."""
+    rows = tx.all(
+        "SELECT msg_id, reason, actor, at FROM review_log WHERE app_id = ? AND decision = 'reject'"
+        " ORDER BY at DESC LIMIT ?",
+        (app_id, limit),
+    )
+    return [{"msg_id": r[0], "reason": r[1], "actor": r[2], "at": r[3]} for r in rows]
+
+
 def held_message(tx: Tx, msg_id: str) -> HeldMessage | None:
     row = tx.one(f"SELECT {_HELD_COLS} FROM review_queue WHERE msg_id = ?", (msg_id,))
     return _held(row) if row else None

@@ -280,6 +280,9 @@ class Store:
     async def held_messages(self, app_id: str | None = None, limit: int = 100) -> list[HeldMessage]:
         return await self.engine.read(review_ops.held_messages, app_id, limit)
 
+    async def rejections(self, app_id: str, limit: int = 100) -> list[dict[str, object]]:
+        return await self.engine.read(review_ops.rejections, app_id, limit)
+
     async def held_message(self, msg_id: str) -> HeldMessage | None:
         return await self.engine.read(review_ops.held_message, msg_id)
 
