@@ -385,18 +385,18 @@ def _push_to_many(
 
 
 def _over_cap(tx: Tx, new: dict[str, list[Delivery]], cap: int) -> list[str]:
-    """Devices whose inbox may now hold more than ``cap`` messages (cheap check first)."""
+    """Devices whose inbox may now hold more than ``cap`` messages (cheap check first).
+
+    One ``min(seq)`` probe per device: the database answers it from the primary key alone, where
+    a grouped query over many devices would walk every pending row.
+    """
     suspects = []
-    regs = list(new)
-    for part in _chunks(regs):
-        rows = tx.all(
-            f"SELECT reg_id, min(seq) FROM inbox WHERE reg_id IN ({_marks(len(part))})"
-            " GROUP BY reg_id",
-            tuple(part),
-        )
-        for reg_id, low in rows:
-            if new[reg_id][-1].seq - int(low) + 1 > cap:
-                suspects.append(reg_id)
+    for reg_id, items in new.items():
+        if not items or items[-1].seq <= cap:
+            continue  # fewer than cap entries were ever queued for this device
+        row = tx.one("SELECT min(seq) FROM inbox WHERE reg_id = ?", (reg_id,))
+        if row is not None and row[0] is not None and items[-1].seq - int(row[0]) + 1 > cap:
+            suspects.append(reg_id)
     return suspects
 
 
