@@ -207,23 +207,15 @@ class AccountService:
             privacy_policy_version = check_text(
                 privacy_policy_version, "privacy_policy_version", 64
             )
-        key, secret = ids.app_key(), ids.app_secret()
-        app = App(
-            app_id=ids.app_id(),
-            name=label,
-            package=package,
-            app_key_hash=ids.secret_hash(key),
-            secret_hash=ids.secret_hash(secret),
-            privacy_policy_version=privacy_policy_version,
-            created_at=self.now(),
-        )
+        new = NewApp.generate(label, package, privacy_policy_version, self.now())
+        app = new.app
         if not await self.accounts.create_owned_app(app, dev.developer_id):
             await self.accounts.audit(
                 actor_of(dev), dev.developer_id, "app_create", package, source, "refused"
             )
             raise ManagementError(409, "package_taken", f"an app with package {package} exists")
         await self.accounts.audit(actor_of(dev), dev.developer_id, "app_create", app.app_id, source)
-        return NewApp(app, key, secret)
+        return new
 
     async def app(self, dev: Developer, app_id: str) -> App:
         app = await self.accounts.owned_app(scope(dev), app_id)

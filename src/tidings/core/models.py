@@ -47,6 +47,25 @@ class NewApp:
     app_key: str
     app_secret: str
 
+    @classmethod
+    def generate(
+        cls, name: str, package: str, privacy_policy_version: str | None, now: int
+    ) -> NewApp:
+        """A new AppID with fresh random credentials; only their hashes go into the App."""
+        from tidings import ids
+
+        key, secret = ids.app_key(), ids.app_secret()
+        app = App(
+            app_id=ids.app_id(),
+            name=name,
+            package=package,
+            app_key_hash=ids.secret_hash(key),
+            secret_hash=ids.secret_hash(secret),
+            privacy_policy_version=privacy_policy_version,
+            created_at=now,
+        )
+        return cls(app, key, secret)
+
     def public(self) -> dict[str, Any]:
         return {
             "app_id": self.app.app_id,

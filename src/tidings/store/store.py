@@ -81,18 +81,9 @@ class Store:
     async def create_app(
         self, name: str, package: str, privacy_policy_version: str | None = None
     ) -> NewApp:
-        key, secret = ids.app_key(), ids.app_secret()
-        app = App(
-            app_id=ids.app_id(),
-            name=name,
-            package=package,
-            app_key_hash=ids.secret_hash(key),
-            secret_hash=ids.secret_hash(secret),
-            privacy_policy_version=privacy_policy_version,
-            created_at=self.clock.now_ms(),
-        )
-        await self.engine.write(ops.create_app, app)
-        return NewApp(app, key, secret)
+        new = NewApp.generate(name, package, privacy_policy_version, self.clock.now_ms())
+        await self.engine.write(ops.create_app, new.app)
+        return new
 
     async def app_by_secret(self, secret: str) -> App | None:
         app = await self.engine.read(ops.app_by_secret_hash, ids.secret_hash(secret))
