@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from tidings.bus.base import Bus
 from tidings.bus.events import Ephemeral, InboxChanged, LogAppended, Revoked
-from tidings.core.filters import DeviceFilter
 from tidings.core.models import App, Message, ScheduledJob, TargetKind, TopicOp, UnicastResult
 from tidings.store.store import Store
 
@@ -23,43 +22,22 @@ class SendService:
         self, message: Message, targets: Sequence[str], durable: bool = True
     ) -> UnicastResult:
         """Send to regIds, aliases or accounts (``message.kind``)."""
-        if durable:
-            result = await self.store.send_unicast(message, targets)
-            if result.reg_ids:
-                await self.bus.publish(InboxChanged(result.reg_ids, result.deliveries))
+        result = await self.store.send_unicast(message, targets, durable)
+        if not result.reg_ids:
             return result
-        known, bad = await self.store.resolve_targets(message.app_id, message.kind, targets)
-        regs, filtered = await self.store.consent_filter(message.app_id, known)
-        if filtered:
-            await self.store.count_filtered(message.msg_id, message.app_id, len(filtered))
-        unmatched: list[str] = []
-        flt = DeviceFilter.of(message.notification.extra)
-        if flt is not None and regs:
-            regs, unmatched = await self.store.split_by_filter(regs, flt)
-        over: dict[str, int] = {}
-        quota = 0
-        limits = await self.store.limits()
-        if limits.counting and regs:
-            over, quota = await self.store.over_quota(message, regs, limits.quotas)
-            regs = [r for r in regs if r not in over]
-        if regs:
+        if durable:
+            await self.bus.publish(InboxChanged(result.reg_ids, result.deliveries))
+        else:
             await self.bus.publish(
                 Ephemeral(
                     message.app_id,
                     message.msg_id,
                     message.notification.to_json(),
                     message.kind,
-                    reg_ids=tuple(regs),
+                    reg_ids=result.reg_ids,
                 )
             )
-        return UnicastResult(
-            tuple(regs),
-            tuple(bad),
-            filtered=tuple(filtered),
-            unmatched=tuple(unmatched),
-            over_quota=tuple(over.items()),
-            quota=quota,
-        )
+        return result
 
     async def unicast_batch(
         self, items: Sequence[tuple[Message, Sequence[str]]]

@@ -19,7 +19,6 @@ from typing import Protocol
 
 from tidings import ids
 from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended, Revoked
-from tidings.core.limits import check_command_arg
 from tidings.core.models import Delivery, DeviceInfo
 from tidings.errors import TidingsError
 from tidings.protocol import codes
@@ -231,9 +230,7 @@ class Hub:
             self.detach_one(reg_id, slot.link)
 
     async def _on_command(self, link: Link, ev: AppCommand) -> None:
-        store, arg = self.store, ev.arg
-        if check_command_arg(ev.command, arg) is not None:  # the session checked it already
-            return
+        store, arg = self.store, ev.arg  # the session checked the argument already
         if ev.command == "set-alias":
             await store.set_alias(ev.app_id, ev.reg_id, arg)
         elif ev.command == "unset-alias":

@@ -443,16 +443,17 @@ def send_unicast(
 ) -> UnicastResult:
     """Resolve targets and, when any is known, commit the message and one inbox row per device.
 
-    With ``store`` False (TTL 0, only_send_once) nothing is written: targets are only resolved.
+    With ``store`` False (TTL 0, only_send_once) no message, inbox row, receipt or feedback is
+    written: targets are resolved and filtered, and devices left out for consent are counted.
     ``quotas`` (category -> messages per device and UTC day, from the active limits) leaves out
     the devices that already acked that many messages of the message's category today.
     """
     known, bad = resolve_targets(tx, message.app_id, message.kind, targets)
     feedback_kind = _FEEDBACK_KINDS.get(message.kind)
-    if bad and feedback_kind:
+    if bad and feedback_kind and store:
         ops_feedback.record_invalid(tx, message.app_id, feedback_kind, bad, message.created_at)
     reg_ids, filtered = privacy_ops.consent_filter(tx, message.app_id, known)
-    if filtered and store:
+    if filtered:
         privacy_ops.count_stat(
             tx, {message.msg_id: len(filtered)}, message.app_id, "filtered_consent"
         )

@@ -14,7 +14,6 @@ from pathlib import Path
 from tidings import ids
 from tidings.clock import Clock, SystemClock
 from tidings.compliance.models import ConsentRecord, HeldMessage, PolicyVersion, ReviewRule
-from tidings.core.filters import DeviceFilter
 from tidings.core.models import (
     App,
     Channel,
@@ -38,7 +37,6 @@ from tidings.store import (
     ops_channels,
     ops_delivery,
     ops_feedback,
-    ops_filters,
     ops_jobs,
     ops_limits,
     ops_receipts,
@@ -133,19 +131,16 @@ class Store:
     ) -> tuple[list[str], list[str]]:
         return await self.engine.read(ops.resolve_targets, app_id, kind, list(targets))
 
-    async def split_by_filter(
-        self, reg_ids: Sequence[str], flt: DeviceFilter
-    ) -> tuple[list[str], list[str]]:
-        """(devices a message's device filters accept, devices they leave out)."""
-        return await self.engine.read(ops_filters.split, list(reg_ids), flt)
-
     # messages
-    async def send_unicast(self, message: Message, targets: Sequence[str]) -> UnicastResult:
+    async def send_unicast(
+        self, message: Message, targets: Sequence[str], durable: bool = True
+    ) -> UnicastResult:
         """Commit a unicast message and its inbox rows; returns after the commit. Devices at
-        their daily quota (active limits) are left out: ``UnicastResult.over_quota``."""
+        their daily quota (active limits) are left out: ``UnicastResult.over_quota``. With
+        ``durable`` False (TTL 0) the targets are only resolved and filtered, nothing stored."""
         quotas = await self._quotas()
         return await self.engine.write(
-            ops.send_unicast, message, list(targets), self.backlog_cap, True, quotas
+            ops.send_unicast, message, list(targets), self.backlog_cap, durable, quotas
         )
 
     async def send_unicast_batch(
@@ -223,9 +218,6 @@ class Store:
         self, app_id: str, reg_ids: Sequence[str]
     ) -> tuple[list[str], list[str]]:
         return await self.engine.read(privacy_ops.consent_filter, app_id, list(reg_ids))
-
-    async def count_filtered(self, msg_id: str, app_id: str, n: int) -> None:
-        await self.engine.write(privacy_ops.count_stat, {msg_id: n}, app_id, "filtered_consent")
 
     async def message_counters(self, msg_id: str) -> dict[str, int]:
         return await self.engine.read(privacy_ops.message_counters, msg_id)
@@ -411,12 +403,6 @@ class Store:
     async def _quotas(self) -> Mapping[str, int] | None:
         limits = await self.limits()
         return limits.quotas if limits.counting else None
-
-    async def over_quota(
-        self, message: Message, reg_ids: Sequence[str], quotas: Mapping[str, int]
-    ) -> tuple[dict[str, int], int]:
-        """Devices at today's quota for the message's category (regId -> acked), the quota."""
-        return await self.engine.read(ops.over_quota, message, list(reg_ids), quotas)
 
     async def delivered_today(self, reg_id: str, category: str) -> int:
         """Messages of ``category`` the device acked today (UTC), counted while a quota is on."""
