@@ -194,6 +194,26 @@ async def unicast(cfg: Config, targets: int) -> dict[str, Any]:
     }
 
 
+def _broadcaster(
+    client: httpx.AsyncClient, package: str, channel: str, description: str
+) -> Callable[[str], Awaitable[tuple[str, float, float]]]:
+    """A function that sends one /v3/message/all carrying ``token`` in its payload and returns
+    (message id, time posted, time accepted)."""
+
+    async def fire(token: str) -> tuple[str, float, float]:
+        form = {"restricted_package_name": package, "title": "Bench",
+                "description": description, "payload": _payload(token),
+                "extra.channel_id": channel}  # fmt: skip
+        posted = time.time()
+        resp = (await client.post("/v3/message/all", data=form)).json()
+        accepted = time.time()
+        if resp.get("code") != 0:
+            raise RuntimeError(f"broadcast refused: {resp}")
+        return resp["data"]["id"], posted, accepted
+
+    return fire
+
+
 async def broadcast(cfg: Config, n: int) -> dict[str, Any]:
     """Fan-out of /v3/message/all to ``n`` connected devices, every delivery verified; also the
     server's memory per idle connection (before the first round)."""
@@ -213,16 +233,7 @@ async def broadcast(cfg: Config, n: int) -> dict[str, Any]:
             await asyncio.sleep(1.0)
             after = srv.rss_kib()
 
-            async def fire(token: str) -> tuple[str, float, float]:
-                form = {"restricted_package_name": srv.app["package"], "title": "Bench",
-                        "description": "broadcast", "payload": _payload(token),
-                        "extra.channel_id": channel}  # fmt: skip
-                posted = time.time()
-                resp = (await client.post("/v3/message/all", data=form)).json()
-                accepted = time.time()
-                if resp.get("code") != 0:
-                    raise RuntimeError(f"broadcast refused: {resp}")
-                return resp["data"]["id"], posted, accepted
+            fire = _broadcaster(client, srv.app["package"], channel, "broadcast")
 
             for r in range(cfg.rounds):
                 rounds.append(await _round(cfg, srv.wait_idle, gens, fire, r, n))
@@ -533,16 +544,7 @@ async def million(cfg: Config) -> dict[str, Any]:
             await asyncio.to_thread(srv.wait_idle)
             before = await asyncio.to_thread(_row_counts, db)
 
-            async def fire(token: str) -> tuple[str, float, float]:
-                form = {"restricted_package_name": srv.app["package"], "title": "Bench",
-                        "description": "million", "payload": _payload(token),
-                        "extra.channel_id": channel}  # fmt: skip
-                posted = time.time()
-                resp = (await client.post("/v3/message/all", data=form)).json()
-                accepted = time.time()
-                if resp.get("code") != 0:
-                    raise RuntimeError(f"broadcast refused: {resp}")
-                return resp["data"]["id"], posted, accepted
+            fire = _broadcaster(client, srv.app["package"], channel, "million")
 
             for r in range(cfg.million_sends):
                 rounds.append(await _round(cfg, srv.wait_idle, gens, fire, r, cfg.million_online))
