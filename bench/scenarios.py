@@ -20,6 +20,8 @@ import httpx
 from bench import machine
 from bench.mqtt import Mosquitto, publish
 from bench.server import Server
+from tidings.compliance.regions import DEFAULT_REGION
+from tidings.residency import sqlite_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -402,10 +404,11 @@ async def latency(cfg: Config) -> dict[str, Any]:
 
 
 def _db(srv: Server) -> Path:
-    found = sorted(srv.data_dir.glob("tidings-*.db"))
-    if not found:
-        raise RuntimeError(f"no SQLite file in {srv.data_dir}")
-    return found[0]
+    """The store of the bench's apps: the default region's (apps of ``tidings app create``)."""
+    found = sqlite_path(srv.data_dir, DEFAULT_REGION)
+    if not found.exists():
+        raise RuntimeError(f"no SQLite file {found}")
+    return found
 
 
 def _row_counts(db: Path, tables: tuple[str, ...] = ()) -> dict[str, int]:

@@ -8,6 +8,7 @@
     │   └── StoreUnavailable   the database cannot be reached right now (answer 503 / 10002)
     ├── ApiError               a request was refused; carries a Mi Push error code and a reason
     ├── ComplianceError        a consent, erasure or review operation was refused (unknown id...)
+    ├── RegionNotServed        the data asked for lives in a region this node does not serve
     └── ManagementError        a management operation was refused; carries an HTTP status and a
                                stable code (sign-up, login, tokens, apps, terms, account states)
 
@@ -46,6 +47,17 @@ class ApiError(TidingsError):
 
 class ComplianceError(TidingsError):
     """A consent, data-subject or review operation was refused (unknown app, device, message)."""
+
+
+class RegionNotServed(TidingsError):
+    """The app (and so its data) belongs to a region this node does not serve."""
+
+    def __init__(self, region: str, served: list[str]) -> None:
+        super().__init__(
+            f"region {region} is not served by this node (it serves {', '.join(served) or 'none'})"
+        )
+        self.region = region
+        self.reason = str(self)
 
 
 class ManagementError(TidingsError):

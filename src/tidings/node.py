@@ -1,8 +1,10 @@
 """A Tidings node: builds and owns the store, bus, hub, gateway and HTTP API, and runs them.
 
 One ``Node`` is the embedded default: one process serving the sender API on ``port`` and the
-device gateway on ``gateway_port`` with SQLite and the in-process bus. Nothing here is global;
-tests start as many nodes as they like on free ports.
+device gateway on ``gateway_port`` with SQLite and the in-process bus. It opens the control store
+and, for each region it serves, that region's store and a :class:`RegionStack` of services (see
+:mod:`tidings.residency`). Nothing here is global; tests start as many nodes as they like on free
+ports.
 """
 
 from __future__ import annotations
@@ -27,15 +29,19 @@ from tidings.api.mipush import ERROR_HANDLERS, MiPushApi
 from tidings.api.sender_app import SenderApp
 from tidings.bus.local import LocalBus
 from tidings.clock import Clock
-from tidings.compliance.moderation import ReviewService
+from tidings.compliance.moderation import ReviewDesk, ReviewService
+from tidings.compliance.regions import DEFAULT_REGION
+from tidings.core.models import NewApp
 from tidings.core.receipts import ReceiptSender
 from tidings.core.scheduler import Scheduler
 from tidings.core.sending import SendService
 from tidings.errors import TidingsError
 from tidings.gateway.hub import Hub
 from tidings.gateway.server import Gateway
+from tidings.region_stack import RegionStack
+from tidings.residency import open_residency
 from tidings.settings import Settings
-from tidings.store.store import Store, open_store
+from tidings.store.store import Store
 
 log = logging.getLogger("tidings.node")
 
@@ -59,33 +65,65 @@ def _bind(host: str, port: int) -> socket.socket:
 class Node:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
-        self.store: Store = open_store(settings, clock)
+        self.residency = open_residency(settings, clock)
+        self.control: Store = self.residency.control
         self.bus = LocalBus()
-        self.hub = Hub(self.store, settings)
+        self.stacks = {
+            code: RegionStack(code, store, self.bus, settings)
+            for code, store in self.residency.regional.items()
+        }
+        self.hub = Hub(self.residency, settings)
         self.gateway = Gateway(self.hub, settings)
-        self.sender = SendService(self.store, self.bus)
-        self.review = ReviewService(self.store, self.bus)
-        self.scheduler = Scheduler(self.store, self.bus, self.sender, settings.schedule_poll_s)
-        self.receipts = ReceiptSender(
-            self.store,
-            interval_s=settings.receipt_interval_s,
-            timeout_s=settings.receipt_timeout_s,
-            max_attempts=settings.receipt_max_attempts,
-            allow_private=settings.receipt_allow_private,
-        )
+        self.desk = ReviewDesk([stack.review for stack in self.stacks.values()])
         self.management = ManagementApi(
-            self.store, settings, all_ops(), forget_device=self.hub.forget, review=self.review
+            self.residency, settings, all_ops(), forget_device=self.hub.forget, review=self.desk
         )
         self.api_port = 0
         self.gateway_port = 0
         self._http: _Server | None = None
         self._http_task: asyncio.Task[None] | None = None
-        self._sweeper: asyncio.Task[None] | None = None
-        self._scheduling: asyncio.Task[None] | None = None
-        self._receipting: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
+
+    @property
+    def stack(self) -> RegionStack:
+        """The services of the default region (where apps made without a developer live), or of
+        the first region served: what one-region tools and tests work with."""
+        return self.stacks.get(DEFAULT_REGION) or next(iter(self.stacks.values()))
+
+    @property
+    def store(self) -> Store:
+        return self.stack.store
+
+    @property
+    def sender(self) -> SendService:
+        return self.stack.sender
+
+    @property
+    def review(self) -> ReviewService:
+        return self.stack.review
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.stack.scheduler
+
+    @property
+    def receipts(self) -> ReceiptSender:
+        return self.stack.receipts
+
+    async def create_app(
+        self, name: str, package: str, privacy_policy_version: str | None = None
+    ) -> NewApp:
+        """An app of the bootstrap developer (as ``tidings app create`` makes), in its region."""
+        return await self.management.accounts.create_app(
+            await self.management.accounts.bootstrap_developer(),
+            name,
+            package,
+            privacy_policy_version,
+            "node",
+        )
 
     def asgi_app(self) -> SenderApp:
-        api = MiPushApi(self.store, self.sender, self.settings, self.review, online=self._online)
+        api = MiPushApi(self.control, self.stacks, self.settings, online=self._online)
 
         async def health(request: Request) -> JSONResponse:
             return JSONResponse(
@@ -100,7 +138,7 @@ class Node:
             routes=[
                 Route("/health", health),
                 *api.routes(),  # reached only for methods the fast path does not take
-                *AdminApi(self.store, self.review, self.settings.admin_token).routes(),
+                *AdminApi(self.desk, self.settings.admin_token).routes(),
                 Mount(PREFIX, app=self.management.app()),
             ],
             exception_handlers=dict(ERROR_HANDLERS),
@@ -114,7 +152,7 @@ class Node:
 
     async def start(self) -> None:
         s = self.settings
-        await self.store.start()
+        await self.residency.start()
         self.bus.subscribe(self.hub.on_bus)
         self.hub.start()
         self.gateway_port = await self.gateway.start(s.host, s.gateway_port)
@@ -138,12 +176,14 @@ class Node:
                 self._http_task.result()
                 raise TidingsError("HTTP server stopped during start")
             await asyncio.sleep(0.01)
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired())
-        self._scheduling = asyncio.get_running_loop().create_task(self.scheduler.run())
-        self._receipting = asyncio.get_running_loop().create_task(self.receipts.run())
+        loop = asyncio.get_running_loop()
+        self._background = [loop.create_task(self._sweep_expired())]
+        for stack in self.stacks.values():
+            self._background.append(loop.create_task(stack.scheduler.run()))
+            self._background.append(loop.create_task(stack.receipts.run()))
 
     async def stop(self) -> None:
-        background = [t for t in (self._sweeper, self._scheduling, self._receipting) if t]
+        background, self._background = self._background, []
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
@@ -152,26 +192,28 @@ class Node:
             await self._http_task
         await self.gateway.close()
         await self.hub.close()
-        await self.receipts.close()
+        for stack in self.stacks.values():
+            await stack.receipts.close()
         await self.bus.close()
-        await self.store.close()
+        await self.residency.close()
 
     async def _sweep_expired(self) -> None:
         while True:
             await asyncio.sleep(self.settings.sweep_interval_s)
             try:
-                inbox, messages = await self.store.sweep_expired()
-                if inbox or messages:
-                    log.info("expired: %d inbox entries, %d messages", inbox, messages)
+                for code, stack in self.stacks.items():
+                    inbox, messages = await stack.store.sweep_expired()
+                    if inbox or messages:
+                        log.info("%s expired: %d inbox entries, %d messages", code, inbox, messages)
+                    traces = await stack.store.sweep_stats(self.settings.stats_retention_days)
+                    if traces:
+                        log.info("%s expired: %d message traces", code, traces)
                 ended = await self.management.states.finish_due_terminations()
                 if ended:
                     log.info("terminated after notice: %s", ", ".join(ended))
                 retention = self.settings.terminated_retention_days
                 for reg_id in await self.management.states.erase_terminated(retention):
                     self.hub.forget(reg_id)
-                traces = await self.store.sweep_stats(self.settings.stats_retention_days)
-                if traces:
-                    log.info("expired: %d message traces", traces)
             except TidingsError as exc:
                 log.warning("expiry sweep failed: %s", exc)
 

@@ -27,6 +27,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "database_url", "", "PostgreSQL URL (postgresql://...); empty means SQLite in data_dir."
     ),
+    Setting(
+        "serve_regions",
+        "",
+        "Regions this node serves, comma separated (EU,UK); empty means every served region.",
+    ),
+    Setting(
+        "regions_file",
+        "",
+        "JSON file with the regions table ([{code, entity, served}]); empty: the built-in one.",
+    ),
     Setting("host", "127.0.0.1", "Address the HTTP API and the device gateway listen on."),
     Setting("port", 8470, "Port of the HTTP API (sender API)."),
     Setting("gateway_port", 8471, "Port of the device gateway (WebSocket)."),

@@ -19,4 +19,4 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
 
 @pytest.fixture
 async def app(node: Node) -> NewApp:
-    return await node.store.create_app("Demo", "com.example.demo")  # ungated
+    return await node.create_app("Demo", "com.example.demo")  # ungated

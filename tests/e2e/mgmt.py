@@ -53,7 +53,7 @@ async def create_app(node: Node, dev: Dev, package: str | None = None) -> NewApp
         r = await c.post("/apps", json={"name": "Demo", "package": package})
     assert r.status_code == 201, r.text
     a = r.json()["app"]
-    app = App(a["app_id"], a["name"], a["package"], "", "", None, a["created_at"])
+    app = App(a["app_id"], a["name"], a["package"], "", "", None, a["created_at"], a["region"])
     return NewApp(app, a["app_key"], a["app_secret"])
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.e2e.test_crash import TIDINGS
 from tidings import settings
 from tidings.compliance.accounts import BOOTSTRAP_EMAIL
-from tidings.store.store import open_store
+from tidings.residency import open_residency
 
 
 def create_app(data_dir: Path, package: str) -> str:
@@ -24,15 +24,16 @@ def test_app_create_reuses_one_bootstrap_developer(tmp_path: Path) -> None:
     second = create_app(tmp_path, "com.example.two")
 
     async def owners() -> tuple[list[str | None], int, list[str]]:
-        store = open_store(settings.load(env={}, overrides={"data_dir": str(tmp_path)}))
-        await store.start()
+        res = open_residency(settings.load(env={}, overrides={"data_dir": str(tmp_path)}))
+        await res.start()
+        store = res.control
         try:
             apps = await store.accounts.apps_of(None)
             devs = await store.accounts.developers()
             log = await store.accounts.audit_entries(None, action="app_create")
             return [owner for _, owner in apps], len(devs), [e.target for e in log]
         finally:
-            await store.close()
+            await res.close()
 
     found, developers, audited = asyncio.run(owners())
     assert developers == 1 and found == ["dev_bootstrap", "dev_bootstrap"]

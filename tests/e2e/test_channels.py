@@ -17,7 +17,7 @@ from tidings.core.models import NewApp
 async def test_channels_add_list_discard_and_unlimited_by_default(tmp_path: Path) -> None:
     async with running_node(tmp_path / "d", ack_timeout_s=0.5) as node:
         point_xmpush_at(node)
-        app: NewApp = await node.store.create_app("Demo", PKG)
+        app: NewApp = await node.create_app("Demo", PKG)
         s = app.app_secret
         r = await call(_post, s, "/v1/channel/add", channel_id="news", channel_name="News")
         assert r.data.channel_id == "news"
@@ -65,7 +65,7 @@ async def test_channels_add_list_discard_and_unlimited_by_default(tmp_path: Path
 async def test_channel_error_codes(tmp_path: Path) -> None:
     async with running_node(tmp_path / "d") as node:
         point_xmpush_at(node)
-        app: NewApp = await node.store.create_app("Demo", PKG)
+        app: NewApp = await node.create_app("Demo", PKG)
         s = app.app_secret
         cases: list[tuple[int, str, dict[str, str]]] = [
             (10016, "/v1/channel/add", {"channel_name": "x"}),

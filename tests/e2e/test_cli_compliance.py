@@ -12,8 +12,9 @@ import pytest
 
 from tests.e2e.test_crash import TIDINGS, Server, create_app, server  # noqa: F401
 from tidings.core.models import DeviceInfo
+from tidings.residency import sqlite_path
 from tidings.store.sqlite import SQLiteEngine
-from tidings.store.store import Store, sqlite_path
+from tidings.store.store import Store
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -31,7 +32,7 @@ def make_app(data_dir: Path) -> str:
 
 
 async def _register(data_dir: Path, app_id: str, n: int) -> list[str]:
-    store = Store(SQLiteEngine(sqlite_path(data_dir)))
+    store = Store(SQLiteEngine(sqlite_path(data_dir, "ROW")))
     await store.start()
     try:
         return [
@@ -60,7 +61,7 @@ def test_policy_add_list_and_consent_verify_finds_tampering(tmp_path: Path) -> N
     out = run("consent", "history", "--data-dir", d, "--app-id", app_id, "--regid", regs[1])
     assert [(r["seq"], r["action"]) for r in lines(out.stdout)] == [(2, "agreed")]
 
-    with sqlite3.connect(sqlite_path(tmp_path)) as db:
+    with sqlite3.connect(sqlite_path(tmp_path, "ROW")) as db:
         db.execute("UPDATE consent_ledger SET at = at + 1 WHERE seq = 2")
     out = run("consent", "verify", "--data-dir", d)
     assert out.returncode == 1
@@ -83,7 +84,8 @@ def test_device_export_and_erase(tmp_path: Path) -> None:
     for path in tmp_path.iterdir():
         if path.is_file():
             assert reg.encode() not in path.read_bytes()
-            assert other.encode() in path.read_bytes() or not path.name.endswith(".db")
+            in_store = path.name == sqlite_path(tmp_path, "ROW").name
+            assert (other.encode() in path.read_bytes()) == in_store  # only in its region's
 
 
 def test_review_rules_queue_and_approve(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811

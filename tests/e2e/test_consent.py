@@ -37,7 +37,7 @@ async def _send_many(node: Node, secret: str, package: str, reg_id: str, n: int)
 
 
 async def test_gated_app_needs_consent_then_withdrawal_stops_everything(node: Node) -> None:
-    app = await node.store.create_app("Gated", "com.example.gated")
+    app = await node.create_app("Gated", "com.example.gated")
     await consent.add_policy(node.store, app.app.app_id, "v1", "https://example.com/privacy/1")
     phone = await Phone(node, app, topics=["news"]).start()  # registered, no consent yet
     first = await send(node, app, "regid", phone.reg_id, title="before consent")
@@ -67,7 +67,7 @@ async def test_gated_app_needs_consent_then_withdrawal_stops_everything(node: No
 
 
 async def test_consent_given_at_registration_is_recorded(node: Node, tmp_path: Path) -> None:
-    app = await node.store.create_app("Gated", "com.example.gated", "v3")
+    app = await node.create_app("Gated", "com.example.gated", "v3")
     state = tmp_path / "phone.json"
     phone = await Phone(node, app, state=state, consent_version="v3").start()
     msg = await send(node, app, "regid", phone.reg_id)

@@ -20,6 +20,7 @@ import pytest
 
 from tests.e2e.helpers import Phone
 from tidings.core.models import App, NewApp
+from tidings.residency import sqlite_path
 
 TIDINGS = [sys.executable, "-m", "tidings.cli.main"]
 
@@ -177,8 +178,9 @@ async def test_kill_9_loses_no_accepted_message(
     await asyncio.gather(*workers)
     restart = server.start()
     print(f"restart took {restart:.2f}s")
-    with sqlite3.connect(server.data_dir / "tidings-default.db") as db:
-        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    for name in ("control", "ROW"):
+        with sqlite3.connect(sqlite_path(server.data_dir, name)) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     phones = [Phone(server.gateway, app, state=tmp_path / f"p{i}.json") for i in range(4)]
     for p, reg in zip(phones, regs, strict=True):
         await p.start()
@@ -186,4 +188,4 @@ async def test_kill_9_loses_no_accepted_message(
         await p.wait(lambda p=p, reg=reg: accepted[reg] <= set(p.ids()), timeout=30)
         assert len(p.ids()) == len(set(p.ids()))  # the SDK let no duplicate through
         await p.stop()
-    assert os.path.exists(server.data_dir / "tidings-default.db")
+    assert os.path.exists(sqlite_path(server.data_dir, "ROW"))

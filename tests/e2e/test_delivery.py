@@ -68,7 +68,7 @@ async def test_new_device_does_not_receive_old_broadcasts(node: Node, app: NewAp
 async def test_ttl_expiry_with_an_injected_clock(tmp_path: Path) -> None:
     clock = ManualClock(start_ms=1_800_000_000_000)
     async with running_node(tmp_path / "d", clock=clock) as node:
-        app = await node.store.create_app("Demo", "com.example.demo")
+        app = await node.create_app("Demo", "com.example.demo")
         state = tmp_path / "p.json"
         phone = await Phone(node, app, state=state, topics=["t"]).start()
         await phone.stop()
@@ -139,7 +139,7 @@ async def test_unacked_messages_come_back_after_reconnect(node: Node, app: NewAp
 
 async def test_backlog_cap_keeps_newest_and_one_resync_marker(tmp_path: Path) -> None:
     async with running_node(tmp_path / "d", backlog_cap=5) as node:
-        app = await node.store.create_app("Demo", "com.example.demo")
+        app = await node.create_app("Demo", "com.example.demo")
         state = tmp_path / "p.json"
         phone = await Phone(node, app, state=state).start()
         await phone.stop()
@@ -154,7 +154,7 @@ async def test_backlog_cap_keeps_newest_and_one_resync_marker(tmp_path: Path) ->
 
 async def test_slow_device_is_cut_off_and_loses_nothing(tmp_path: Path) -> None:
     async with running_node(tmp_path / "d", send_buffer_bytes=65_536, inflight_window=2000) as node:
-        app = await node.store.create_app("Demo", "com.example.demo")
+        app = await node.create_app("Demo", "com.example.demo")
         fast = await Phone(node, app).start()
         # a device that registers and then never reads: tiny receive buffer, raw socket
         sock = socket.socket()

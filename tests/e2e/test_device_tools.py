@@ -77,7 +77,7 @@ async def test_validation_and_feedback(node: Node, app: NewApp) -> None:
 async def test_device_tool_error_codes(node: Node, app: NewApp) -> None:
     phone = await Phone(node, app).start()
     s, reg = app.app_secret, phone.reg_id
-    other = await node.store.create_app("Other", "com.example.other")
+    other = await node.create_app("Other", "com.example.other")
     cases: list[tuple[int, str, str, dict[str, Any]]] = [
         (10016, s, "/v1/alias/all", {"registration_id": reg}),
         (10016, s, "/v1/topic/all", {"restricted_package_name": PKG}),

@@ -11,6 +11,7 @@ from tests.e2e.helpers import Phone, running_node
 from tests.e2e.test_delivery import send
 from tidings.compliance import consent, erasure
 from tidings.errors import ComplianceError
+from tidings.residency import sqlite_path
 
 
 async def test_export_then_erase_leaves_no_trace(
@@ -21,7 +22,7 @@ async def test_export_then_erase_leaves_no_trace(
     alias = "erase-me-alias-7f3a9c"
     account = "erase-me-account-51be"
     async with running_node(data, ack_timeout_s=0.5) as node:
-        app = await node.store.create_app("Gated", "com.example.gated", "v1")
+        app = await node.create_app("Gated", "com.example.gated", "v1")
         phone = await Phone(
             node, app, aliases=[alias], account=account, topics=["news"], consent_version="v1"
         ).start()
@@ -59,5 +60,5 @@ async def test_export_then_erase_leaves_no_trace(
             for path in files:
                 assert needle.encode() not in path.read_bytes(), (needle, path.name)
             assert not any(needle in r.getMessage() for r in caplog.records)
-        wal = [p for p in files if p.name.endswith("-wal")]
-        assert all(p.stat().st_size == 0 for p in wal)
+        wal = [p for p in files if p.name == sqlite_path(data, "ROW").name + "-wal"]
+        assert all(p.stat().st_size == 0 for p in wal)  # the region's WAL was truncated

@@ -53,7 +53,7 @@ async def until_refused(secret: str, tries: int = 50) -> bool:
 async def test_unlimited_by_default(tmp_path: Path) -> None:
     async with running_node(tmp_path / "d", ack_timeout_s=0.5, limits_cache_s=60.0) as node:
         point_xmpush_at(node)
-        app: NewApp = await node.store.create_app("Demo", PKG)
+        app: NewApp = await node.create_app("Demo", PKG)
         phone = await Phone(node, app).start()
         sender = APISender(app.app_secret)
         for i in range(8):  # more than any preset allows, as fast as the SDK goes
@@ -63,7 +63,7 @@ async def test_unlimited_by_default(tmp_path: Path) -> None:
         assert await node.store.delivered_today(phone.reg_id, "default") == 0  # nothing counted
         assert not await until_refused(app.app_secret, tries=30)  # no request rate limit
         # sends, acks and requests found the (empty) schedule in memory: one read in all
-        assert node.store.limits_reads == 1
+        assert node.control.limits_reads == 1
         await phone.stop()
 
 
@@ -75,7 +75,7 @@ async def test_per_device_quota_refuses_and_reports(tmp_path: Path) -> None:
         ) as node,
     ):
         point_xmpush_at(node)
-        app: NewApp = await node.store.create_app("Demo", PKG)
+        app: NewApp = await node.create_app("Demo", PKG)
         s = app.app_secret
         await node.store.set_limits(Limits.of("mipush"))
         await call(_post, s, "/v1/channel/add", channel_id="news", channel_name="News")
@@ -164,8 +164,8 @@ async def test_per_device_quota_refuses_and_reports(tmp_path: Path) -> None:
 async def test_request_rate_limit(tmp_path: Path) -> None:
     async with running_node(tmp_path / "d") as node:
         point_xmpush_at(node)
-        app: NewApp = await node.store.create_app("Demo", PKG)
-        other: NewApp = await node.store.create_app("Other", "com.example.other")
+        app: NewApp = await node.create_app("Demo", PKG)
+        other: NewApp = await node.create_app("Other", "com.example.other")
         await node.store.set_limits(Limits.of("unlimited", qps=3))
         headers = {"Authorization": f"key={app.app_secret}"}
         async with httpx.AsyncClient(base_url=node.urls()["api"], timeout=10) as http:
@@ -192,7 +192,7 @@ async def test_limits_with_a_future_date_apply_only_from_then(tmp_path: Path) ->
     clock = ManualClock(1_800_000_000_000)
     async with running_node(tmp_path / "d", clock=clock, ack_timeout_s=0.5) as node:
         point_xmpush_at(node)
-        app: NewApp = await node.store.create_app("Demo", PKG)
+        app: NewApp = await node.create_app("Demo", PKG)
         await node.store.set_limits(Limits.of("mipush"), clock.now_ms() + DAY)  # announced
         phone = await Phone(node, app).start()
         s = app.app_secret
@@ -228,7 +228,7 @@ async def test_push_disabled_receipt(tmp_path: Path) -> None:
         running_node(tmp_path / "d", receipt_allow_private=True, receipt_interval_s=0.2) as node,
     ):
         point_xmpush_at(node)
-        app = await node.store.create_app("Gated", "com.example.gated")
+        app = await node.create_app("Gated", "com.example.gated")
         await consent.add_policy(node.store, app.app.app_id, "v1", "https://example.com/p/1")
         phone = await Phone(node, app).start()  # registered, no consent
         msg = message("t", callback=rx.url, **{"callback.type": "32"})
@@ -272,7 +272,7 @@ async def test_cli_schedules_limits_and_a_running_node_follows(tmp_path: Path) -
         )
         assert bad.exit_code == 2
         await asyncio.sleep(node.settings.limits_cache_s + 0.1)  # the node reads it within 1 s
-        app: NewApp = await node.store.create_app("Demo", PKG)
+        app: NewApp = await node.create_app("Demo", PKG)
         assert await until_refused(app.app_secret)
 
 
@@ -284,7 +284,7 @@ async def test_broadcasts_are_held_to_per_device_quotas(tmp_path: Path) -> None:
         ) as node,
     ):
         point_xmpush_at(node)
-        app: NewApp = await node.store.create_app("Demo", PKG)
+        app: NewApp = await node.create_app("Demo", PKG)
         s = app.app_secret
         await node.store.set_limits(Limits.of("mipush"))  # default category: 1 per device a day
         a, b = await Phone(node, app).start(), await Phone(node, app).start()

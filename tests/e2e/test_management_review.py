@@ -14,7 +14,7 @@ OP = "op-secret"
 async def test_operators_review_held_messages(node: Node) -> None:
     dev = await sign_up(node)
     app = await create_app(node, dev)
-    await moderation.add_rule(node.store, "term", "promo", app.app.app_id, "hold")
+    await moderation.add_rule(node.control, "term", "promo", app.app.app_id, "hold")
     phone = await Phone(node, app).start()
     try:
         held = []
@@ -49,8 +49,8 @@ async def test_operators_review_held_messages(node: Node) -> None:
 async def test_developers_see_their_held_and_rejected_messages(node: Node) -> None:
     dev, other = await sign_up(node), await sign_up(node)
     app = await create_app(node, dev)
-    await moderation.add_rule(node.store, "term", "promo", app.app.app_id, "hold")
-    await moderation.add_rule(node.store, "term", "casino", app.app.app_id, "reject")
+    await moderation.add_rule(node.control, "term", "promo", app.app.app_id, "hold")
+    await moderation.add_rule(node.control, "term", "casino", app.app.app_id, "reject")
     phone = await Phone(node, app).start()
     try:
         held = await send_to(node, app.app_secret, app.app.package, phone.reg_id, title="PROMO")

@@ -18,7 +18,7 @@ async def test_node_on_postgres_sends_and_stores(tmp_path: Path, pg_url: str) ->
         conn.execute("CREATE SCHEMA public")
     async with running_node(tmp_path / "unused", database_url=pg_url, ack_timeout_s=0.5) as node:
         point_xmpush_at(node)
-        app = await node.store.create_app("Demo", "com.example.demo")
+        app = await node.create_app("Demo", "com.example.demo")
         state = tmp_path / "p.json"
         phone = await Phone(node, app, state=state, aliases=["pg"], topics=["t"]).start()
         sender = APISender(app.app_secret)

@@ -81,7 +81,7 @@ async def test_receipts_are_batched_signed_and_complete(tmp_path: Path) -> None:
         ) as node,
     ):
         point_xmpush_at(node)
-        app: NewApp = await node.store.create_app("Demo", PKG)
+        app: NewApp = await node.create_app("Demo", PKG)
         phone = await Phone(node, app).start()
         extra = {"callback": rx.url, "callback.param": "p-1", "callback.type": "19", "jobkey": "j1"}
         r = await call(
@@ -126,7 +126,7 @@ async def test_failed_receipts_are_retried_and_redirects_not_followed(tmp_path: 
         running_node(tmp_path / "d", receipt_allow_private=True, receipt_interval_s=0.2) as node,
     ):
         point_xmpush_at(node)
-        app: NewApp = await node.store.create_app("Demo", PKG)
+        app: NewApp = await node.create_app("Demo", PKG)
         params = {**BASE, "registration_id": "ghost-only,x", "extra.callback": rx.url}
         params["extra.callback.type"] = "16"
         # no known target: refused, and nothing is reported for a refused send
@@ -149,7 +149,7 @@ async def test_callbacks_to_private_addresses_never_connect(tmp_path: Path) -> N
         running_node(tmp_path / "d", receipt_interval_s=0.1, ack_timeout_s=0.5) as node,
     ):
         point_xmpush_at(node)
-        app: NewApp = await node.store.create_app("Demo", PKG)
+        app: NewApp = await node.create_app("Demo", PKG)
         phone = await Phone(node, app).start()
         sender = APISender(app.app_secret)
         urls = [
@@ -172,7 +172,7 @@ async def test_callbacks_to_private_addresses_never_connect(tmp_path: Path) -> N
 async def test_callback_parameters_are_checked(tmp_path: Path) -> None:
     async with running_node(tmp_path / "d") as node:
         point_xmpush_at(node)
-        app: NewApp = await node.store.create_app("Demo", PKG)
+        app: NewApp = await node.create_app("Demo", PKG)
         phone = await Phone(node, app).start()
         base = {**BASE, "registration_id": phone.reg_id}
         cases: list[tuple[int, dict[str, str]]] = [

@@ -95,7 +95,7 @@ async def test_silent_connections_are_closed(tmp_path: Path) -> None:
     async with running_node(
         tmp_path / "d", hello_timeout_s=0.3, ping_interval_s=0.3, ping_timeout_s=0.3
     ) as node:
-        new = await node.store.create_app("Demo", "com.example.demo")
+        new = await node.create_app("Demo", "com.example.demo")
         async with RawDevice.connect(node) as dev:  # never says hello
             assert await dev.closed_with() == codes.CLOSE_IDLE
         # a client that answers pings (websockets does) stays connected while silent

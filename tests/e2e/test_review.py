@@ -47,8 +47,8 @@ def admin(node: Node, token: str = TOKEN) -> httpx.AsyncClient:
 
 
 async def test_held_messages_wait_for_approval(node: Node) -> None:
-    app = await node.store.create_app("Demo", "com.example.demo")
-    await moderation.add_rule(node.store, "term", "promo", app.app.app_id, "hold")
+    app = await node.create_app("Demo", "com.example.demo")
+    await moderation.add_rule(node.control, "term", "promo", app.app.app_id, "hold")
     phone = await Phone(node, app).start()
     forms = [
         {"registration_id": phone.reg_id, "title": f"PROMO {i}", "description": "d"}
@@ -93,9 +93,9 @@ async def test_held_messages_wait_for_approval(node: Node) -> None:
 
 
 async def test_rejected_messages_get_an_error_and_nothing_is_stored(node: Node) -> None:
-    app = await node.store.create_app("Demo", "com.example.demo")
-    rule = await moderation.add_rule(node.store, "term", "casino")  # global, reject
-    await moderation.add_rule(node.store, "link_deny", "evil.example")
+    app = await node.create_app("Demo", "com.example.demo")
+    rule = await moderation.add_rule(node.control, "term", "casino")  # global, reject
+    await moderation.add_rule(node.control, "link_deny", "evil.example")
     phone = await Phone(node, app).start()
     (a, b, c) = await post_many(
         node,
@@ -128,8 +128,8 @@ async def test_rejected_messages_get_an_error_and_nothing_is_stored(node: Node) 
 
 
 async def test_held_broadcast_and_expiry_before_approval(node: Node) -> None:
-    app = await node.store.create_app("Demo", "com.example.demo")
-    await moderation.add_rule(node.store, "audience", "0", app.app.app_id)
+    app = await node.create_app("Demo", "com.example.demo")
+    await moderation.add_rule(node.control, "audience", "0", app.app.app_id)
     phone = await Phone(node, app, topics=["news"]).start()
     (big, short) = await post_many(
         node,

@@ -71,7 +71,7 @@ async def test_jobs_survive_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "phone.json"
     async with running_node(tmp_path / "data") as node:
         point_xmpush_at(node)
-        app = await node.store.create_app("Demo", "com.example.demo")
+        app = await node.create_app("Demo", "com.example.demo")
         phone = await Phone(node, app, state=state).start()
         await phone.stop()
         at = later(1500)
@@ -108,7 +108,7 @@ async def test_schedule_error_codes(node: Node, app: NewApp) -> None:
         assert got == expected, (path, params, got)
     r = await call(APISender(s).send, message(), reg, retry_times=1)
     assert await call(code_of, s, "/v2/message/delete", id=r.data.id) == 20315  # not a broadcast
-    other = await node.store.create_app("Other", "com.example.other")
+    other = await node.create_app("Other", "com.example.other")
     job = await call(APISender(s).send, scheduled(later(60_000)), reg, retry_times=1)
     assert await call(code_of, other.app_secret, "/v2/schedule_job/delete", job_id=job.data.id) == (
         65028

@@ -241,11 +241,11 @@ async def test_terminated_developers_data_is_erased_after_retention(
         states = node.management.states
         clock.advance(89 * DAY)
         assert await states.erase_terminated(90) == []
-        assert await node.store.app_by_id(app.app.app_id) is not None
+        assert await node.control.app_by_id(app.app.app_id) is not None
         clock.advance(DAY)
         assert await states.erase_terminated(90) == [phone.reg_id]
-        assert await node.store.app_by_id(app.app.app_id) is None
-        assert await node.store.get_device(phone.reg_id) is None
+        assert await node.control.app_by_id(app.app.app_id) is None
+        assert await node.stacks["EU"].store.get_device(phone.reg_id) is None
         kept = await node.store.accounts.developer(dev.developer_id)
         assert kept is not None and kept.state == "terminated"
         log = await node.store.accounts.audit_entries(dev.developer_id, action="retention_erase")

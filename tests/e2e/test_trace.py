@@ -122,7 +122,7 @@ async def test_trace_and_stats_error_codes(node: Node, app: NewApp) -> None:
     for expected, path, params in cases:
         got = await call(get_code, s, path, **params)
         assert got == expected, (path, params, got)
-    other = await node.store.create_app("Other", "com.example.other")
+    other = await node.create_app("Other", "com.example.other")
     phone = await Phone(node, app).start()
     r = await call(APISender(s).send, message("mine"), phone.reg_id, retry_times=1)
     # another app's message does not exist for it

@@ -18,9 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tidings.compliance.moderation import ReviewService
+from tidings.compliance.moderation import ReviewDesk
 from tidings.errors import ComplianceError
-from tidings.store.store import Store
 
 MAX_BODY = 16_384
 
@@ -30,9 +29,8 @@ def _error(status: int, code: str, reason: str) -> JSONResponse:
 
 
 class AdminApi:
-    def __init__(self, store: Store, review: ReviewService, token: str) -> None:
-        self.store = store
-        self.review = review
+    def __init__(self, desk: ReviewDesk, token: str) -> None:
+        self.desk = desk
         self.token = token
 
     def routes(self) -> list[Route]:
@@ -71,15 +69,15 @@ class AdminApi:
             limit = min(max(int(request.query_params.get("limit", "100")), 1), 1000)
         except ValueError:
             return _error(400, "bad_request", "limit must be a number")
-        items = await self.store.held_messages(request.query_params.get("app_id"), limit)
+        items = await self.desk.held_messages(request.query_params.get("app_id"), limit)
         return JSONResponse({"held": [held_json(i) for i in items]})
 
     async def show(self, request: Request) -> Response:
         msg_id = request.path_params["msg_id"]
-        item = await self.store.held_message(msg_id)
-        if item is None:
+        found = await self.desk.show(msg_id)
+        if found is None:
             return _error(404, "not_found", "no such message in the review queue")
-        decisions = await self.store.review_decisions(msg_id)
+        item, decisions = found
         return JSONResponse({"message": held_json(item), "decisions": decisions})
 
     def decide(self, approve: bool) -> Callable[[Request], Awaitable[Response]]:
@@ -94,9 +92,8 @@ class AdminApi:
             actor = str(body.get("actor") or "operator")[:128]
             reason = str(body.get("reason") or "")[:512]
             msg_id = request.path_params["msg_id"]
-            act = self.review.approve if approve else self.review.reject
             try:
-                item = await act(msg_id, actor, reason)
+                item = await self.desk.decide(msg_id, approve, actor, reason)
             except ComplianceError as exc:
                 return _error(409, "not_held", str(exc))
             return JSONResponse({"message": held_json(item)})

@@ -19,6 +19,7 @@ from tidings.errors import ApiError
 
 if TYPE_CHECKING:
     from tidings.api.mipush import MiPushApi
+    from tidings.region_stack import RegionStack
 
 MAX_REGID = 256
 TOPIC_SEP = ";$;"
@@ -45,13 +46,18 @@ def envelope(
 
 
 class Call:
-    """One authenticated request: the app, its parameters and the services."""
+    """One authenticated request: the app, its parameters and its region's services."""
 
-    def __init__(self, api: MiPushApi, app: App, params: Params, path: str) -> None:
+    def __init__(
+        self, api: MiPushApi, app: App, params: Params, path: str, stack: RegionStack
+    ) -> None:
         self.api = api
         self.app = app
         self.params = params
         self.path = path
+        self.store = stack.store  # the app's region store: its devices, messages, stats
+        self.sender = stack.sender
+        self.review = stack.review
 
     def packages(self) -> list[str]:
         return self.params.list("restricted_package_name")
@@ -63,7 +69,7 @@ class Call:
             fields_from_params(self.params),
             ttl_default=s.ttl_default_ms,
             ttl_max=s.ttl_max_ms,
-            now=self.api.sender.now(),
+            now=self.sender.now(),
         )
 
     def targets(self, kind: TargetKind, *names: str) -> list[str]:

@@ -47,12 +47,12 @@ async def channel_add(call: Call) -> dict[str, Any]:
     if category not in ("public", "private"):
         raise ApiError(codes.ILLEGAL_PARAM, "category must be public or private")
     channel = Channel(channel_id, name, description, sound_url, notify_type, category)
-    await call.api.store.add_channel(call.app.app_id, channel)
+    await call.store.add_channel(call.app.app_id, channel)
     return envelope(0, {"channel_id": channel_id})
 
 
 async def channel_list(call: Call) -> dict[str, Any]:
-    channels = await call.api.store.list_channels(call.app.app_id)
+    channels = await call.store.list_channels(call.app.app_id)
     return envelope(
         0,
         {
@@ -73,7 +73,7 @@ async def channel_list(call: Call) -> dict[str, Any]:
 
 async def channel_discard(call: Call) -> dict[str, Any]:
     channel_id = required(call.params, "channel_id")
-    if not await call.api.store.discard_channel(call.app.app_id, channel_id):
+    if not await call.store.discard_channel(call.app.app_id, channel_id):
         raise ApiError(codes.CHANNEL_MISMATCH, "no such channel for this app")
     return envelope(0, {"channel_id": channel_id})
 

@@ -20,6 +20,7 @@ SEND_FAILED = 20301
 DELETE_BROADCAST_FAILED = 20315
 AUTH_FAILED = 21301
 BAD_PACKAGE = 22022
+REGION_NOT_SERVED = 22040  # Tidings: the app's region is served by other nodes, not this one
 CHANNEL_MISMATCH = 27001
 CONTENT_TOO_LONG = 65009
 TOPIC_TOO_LONG = 65010
@@ -55,6 +56,7 @@ DESCRIPTIONS = {
     DELETE_BROADCAST_FAILED: "删除广播消息失败",
     AUTH_FAILED: "认证失败",
     BAD_PACKAGE: "非法的包名",
+    REGION_NOT_SERVED: "应用所在区域不由本节点服务",
     CHANNEL_MISMATCH: "channel相关信息不匹配",
     CONTENT_TOO_LONG: "消息内容过长",
     TOPIC_TOO_LONG: "topic过长",

@@ -27,7 +27,7 @@ def _check_package(call: Call) -> None:
 async def _device(call: Call) -> Device:
     _check_package(call)
     reg_id = required(call.params, "registration_id")
-    device = await call.api.store.get_device(reg_id) if len(reg_id) <= MAX_REGID else None
+    device = await call.store.get_device(reg_id) if len(reg_id) <= MAX_REGID else None
     if device is None or device.app_id != call.app.app_id:
         raise ApiError(codes.INVALID_DEVICE, "no such device for this app")
     return device
@@ -62,7 +62,7 @@ async def presence_one(call: Call) -> dict[str, Any]:
 async def presence_many(call: Call) -> dict[str, Any]:
     _check_package(call)
     reg_ids = _reg_ids(call, "registration_id", "registration_ids")
-    known = await call.api.store.known_regids(call.app.app_id, reg_ids)
+    known = await call.store.known_regids(call.app.app_id, reg_ids)
     if not known:
         raise ApiError(codes.INVALID_DEVICE, "no such device for this app")
     data: dict[str, Any] = {
@@ -78,7 +78,7 @@ async def presence_many(call: Call) -> dict[str, Any]:
 
 async def validate_regids(call: Call) -> dict[str, Any]:
     reg_ids = _reg_ids(call, "registration_ids", "registration_id")
-    known = await call.api.store.known_regids(call.app.app_id, reg_ids)
+    known = await call.store.known_regids(call.app.app_id, reg_ids)
     return envelope(
         0,
         {
@@ -89,12 +89,12 @@ async def validate_regids(call: Call) -> dict[str, Any]:
 
 
 async def invalid_regids(call: Call) -> dict[str, Any]:
-    found = await call.api.store.take_invalid_regids(call.app.app_id, FEEDBACK_LIMIT)
+    found = await call.store.take_invalid_regids(call.app.app_id, FEEDBACK_LIMIT)
     return envelope(0, {"list": found})
 
 
 async def invalid_aliases(call: Call) -> dict[str, Any]:
-    found = await call.api.store.take_invalid_aliases(call.app.app_id, FEEDBACK_LIMIT)
+    found = await call.store.take_invalid_aliases(call.app.app_id, FEEDBACK_LIMIT)
     return envelope(0, {"list": found})
 
 

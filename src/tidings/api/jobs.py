@@ -20,21 +20,21 @@ MAX_IDS = 1000  # message ids or job keys per stop request
 
 async def job_exist(call: Call) -> dict[str, Any]:
     job_id = required(call.params, "job_id")
-    if not await call.api.store.job_exists(call.app.app_id, job_id):
+    if not await call.store.job_exists(call.app.app_id, job_id):
         raise ApiError(codes.MESSAGE_NOT_FOUND, "no such scheduled job")
     return envelope(0, {"job_id": job_id, "exist": True})
 
 
 async def job_delete(call: Call) -> dict[str, Any]:
     job_id = required(call.params, "job_id")
-    if not await call.api.store.delete_job(call.app.app_id, job_id):
+    if not await call.store.delete_job(call.app.app_id, job_id):
         raise ApiError(codes.MESSAGE_NOT_FOUND, "no such scheduled job")
     return envelope(0, {"job_id": job_id})
 
 
 async def job_delete_by_jobkey(call: Call) -> dict[str, Any]:
     jobkey = required(call.params, "jobkey")
-    deleted = await call.api.store.delete_jobs_by_jobkey(call.app.app_id, jobkey)
+    deleted = await call.store.delete_jobs_by_jobkey(call.app.app_id, jobkey)
     if not deleted:
         raise ApiError(codes.MESSAGE_NOT_FOUND, "no scheduled job with this jobkey")
     return envelope(0, {"jobkey": jobkey, "deleted": deleted})
@@ -42,7 +42,7 @@ async def job_delete_by_jobkey(call: Call) -> dict[str, Any]:
 
 async def message_delete(call: Call) -> dict[str, Any]:
     msg_id = required(call.params, "id")
-    if not await call.api.store.delete_broadcast(call.app.app_id, msg_id):
+    if not await call.store.delete_broadcast(call.app.app_id, msg_id):
         raise ApiError(
             codes.DELETE_BROADCAST_FAILED, "no pending topic or all message with this id"
         )
@@ -63,7 +63,7 @@ def _stop_list(call: Call, *names: str) -> list[str]:
 
 async def stop_by_id(call: Call) -> dict[str, Any]:
     msg_ids = _stop_list(call, "msg_ids", "msg_id")
-    stopped = await call.api.store.stop_messages(call.app.app_id, msg_ids)
+    stopped = await call.store.stop_messages(call.app.app_id, msg_ids)
     if not stopped:
         raise ApiError(codes.MESSAGE_NOT_FOUND, "no such message")
     return envelope(0, {"stopped": stopped})
@@ -74,7 +74,7 @@ async def stop_by_jobkey(call: Call) -> dict[str, Any]:
     for jobkey in jobkeys:
         if not limits.JOBKEY.match(jobkey):
             raise ApiError(codes.ILLEGAL_PARAM, f"{jobkey!r} is not a jobkey")
-    store, app_id = call.api.store, call.app.app_id
+    store, app_id = call.store, call.app.app_id
     msg_ids = [m for k in jobkeys for m in await store.messages_with_jobkey(app_id, k)]
     stopped = await store.stop_messages(app_id, msg_ids) if msg_ids else []
     if not stopped:

@@ -26,7 +26,9 @@ from tidings.compliance.accounts import AccountService, actor_of
 from tidings.compliance.sdk_policy import SdkPolicyService
 from tidings.compliance.states import AccountStates
 from tidings.compliance.terms import TermsService
-from tidings.errors import ManagementError, StoreError
+from tidings.core.models import App
+from tidings.errors import ManagementError, RegionNotServed, StoreError
+from tidings.residency import Residency
 from tidings.settings import Settings
 from tidings.store.store import Store
 
@@ -65,6 +67,13 @@ class Ctx:
 
     def param(self, name: str) -> str:
         return str(self.request.path_params[name])
+
+    def region_store(self, app: App) -> Store:
+        """The store of ``app``'s region (409 ``region_not_served`` when not on this node)."""
+        try:
+            return self.api.residency.store(app.region)
+        except RegionNotServed as exc:
+            raise ManagementError(409, "region_not_served", exc.reason) from None
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -143,14 +152,19 @@ def _check_body(raw: bytes, fields: dict[str, Field]) -> dict[str, Any]:
 
 
 class ManagementApi:
-    def __init__(self, store: Store, settings: Settings, ops: list[Op], **services: Any) -> None:
-        self.store = store
+    """``residency``: the control store (``self.store``) and the served regions' stores."""
+
+    def __init__(
+        self, residency: Residency, settings: Settings, ops: list[Op], **services: Any
+    ) -> None:
+        self.residency = residency
+        self.store = store = residency.control
         self.settings = settings
-        self.accounts = AccountService(store, settings.session_ttl_s)
+        self.accounts = AccountService(store, settings.session_ttl_s, residency)
         self.terms = TermsService(store, settings.terms_grace_days)
         self.sdk = SdkPolicyService(store)
         self.states = AccountStates(
-            store, settings.cure_period_days, settings.termination_notice_days
+            store, settings.cure_period_days, settings.termination_notice_days, self.accounts
         )
         self.services = services
         self.ops = ops

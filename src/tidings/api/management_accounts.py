@@ -8,7 +8,6 @@ from starlette.responses import Response
 
 from tidings.api.management import ANY, COOKIE, OPERATOR, PREFIX, PUBLIC, Ctx, Field, Op, ok
 from tidings.compliance.accounts import not_found
-from tidings.compliance.regions import DEFAULT_REGIONS
 from tidings.core.models import App
 
 
@@ -20,6 +19,7 @@ def app_json(app: App, owner: str | None) -> dict[str, Any]:
         "privacy_policy_version": app.privacy_policy_version,
         "created_at": app.created_at,
         "developer_id": owner,
+        "region": app.region,
     }
 
 
@@ -57,13 +57,9 @@ async def logout(ctx: Ctx) -> Response:
 
 
 async def regions(ctx: Ctx) -> Response:
-    return ok(
-        {
-            "regions": [
-                {"code": r.code, "entity": r.entity, "served": r.served} for r in DEFAULT_REGIONS
-            ]
-        }
-    )
+    on_node = set(ctx.api.residency.served)
+    table = ctx.api.residency.table
+    return ok({"regions": [{**r.public(), "on_this_node": r.code in on_node} for r in table]})
 
 
 async def me(ctx: Ctx) -> Response:

@@ -28,7 +28,8 @@ async def set_sdk_policy(ctx: Ctx) -> Response:
 
 async def app_sdk_versions(ctx: Ctx) -> Response:
     app = await ctx.api.accounts.app(ctx.caller, ctx.param("app_id"))
-    return ok({"app_id": app.app_id, "versions": await ctx.api.sdk.app_versions(app.app_id)})
+    versions = await ctx.api.sdk.app_versions(app.app_id, ctx.region_store(app))
+    return ok({"app_id": app.app_id, "versions": versions})
 
 
 async def misuse_signals(ctx: Ctx) -> Response:

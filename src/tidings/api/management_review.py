@@ -11,15 +11,15 @@ from starlette.responses import Response
 from tidings.api.admin import held_json
 from tidings.api.management import OPERATOR, Ctx, Field, Op, ok
 from tidings.compliance.accounts import actor_of, not_found
-from tidings.compliance.moderation import ReviewService
+from tidings.compliance.moderation import ReviewDesk
 from tidings.errors import ComplianceError, ManagementError
 
 
-def _review(ctx: Ctx) -> ReviewService:
-    service = ctx.api.services.get("review")
-    if not isinstance(service, ReviewService):
+def _desk(ctx: Ctx) -> ReviewDesk:
+    desk = ctx.api.services.get("review")
+    if not isinstance(desk, ReviewDesk):
         raise ManagementError(404, "not_found", "content review is not running on this node")
-    return service
+    return desk
 
 
 async def review_queue(ctx: Ctx) -> Response:
@@ -28,37 +28,36 @@ async def review_queue(ctx: Ctx) -> Response:
         limit = min(max(int(q.get("limit", "100")), 1), 1000)
     except ValueError:
         raise ManagementError(400, "invalid_field", "limit must be an integer") from None
-    items = await ctx.api.store.held_messages(q.get("app_id") or None, limit)
+    items = await _desk(ctx).held_messages(q.get("app_id") or None, limit)
     return ok({"held": [held_json(i) for i in items]})
 
 
 async def review_item(ctx: Ctx) -> Response:
     msg_id = ctx.param("msg_id")
-    item = await ctx.api.store.held_message(msg_id)
-    if item is None:
+    found = await _desk(ctx).show(msg_id)
+    if found is None:
         raise not_found("message in the review queue")
-    decisions = await ctx.api.store.review_decisions(msg_id)
+    item, decisions = found
     return ok({"message": held_json(item), "decisions": decisions})
 
 
 async def app_review(ctx: Ctx) -> Response:
     """A developer's own view: the app's messages held for review and those rejected."""
     app = await ctx.api.accounts.app(ctx.caller, ctx.param("app_id"))
-    held = await ctx.api.store.held_messages(app.app_id, 100)
-    rejected = await ctx.api.store.rejections(app.app_id, 100)
+    held = await _desk(ctx).held_messages(app.app_id, 100)
+    rejected = await _desk(ctx).rejections(app.app_id, 100)
     return ok({"held": [held_json(i) for i in held], "rejected": rejected})
 
 
 async def _decide(ctx: Ctx, approve: bool) -> Response:
-    service = _review(ctx)
+    desk = _desk(ctx)
     msg_id = ctx.param("msg_id")
-    if await ctx.api.store.held_message(msg_id) is None:
+    if await desk.find(msg_id) is None:
         raise not_found("message in the review queue")
     actor = actor_of(ctx.caller)
     reason = ctx.body.get("reason", "")
-    act = service.approve if approve else service.reject
     try:
-        item = await act(msg_id, actor, reason)
+        item = await desk.decide(msg_id, approve, actor, reason)
     except ComplianceError as exc:
         raise ManagementError(409, "not_held", str(exc)) from None
     action = "review_approve" if approve else "review_reject"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -28,11 +28,10 @@ from tidings.api.message_form import (
 )
 from tidings.api.params import MAX_BODY, Params
 from tidings.compliance.models import Verdict
-from tidings.compliance.moderation import ReviewService
 from tidings.core.models import App, Message, ScheduledJob, TargetKind, TopicOp
 from tidings.core.quotas import TokenBuckets
-from tidings.core.sending import SendService
 from tidings.errors import ApiError, StoreError, StoreUnavailable
+from tidings.region_stack import RegionStack
 from tidings.settings import Settings
 from tidings.store.store import Store
 
@@ -56,9 +55,7 @@ _BAD_FIELD = {
 
 async def _review(call: Call, message: Message, targets: list[str]) -> dict[str, Any] | None:
     """Run content review: raise on reject, answer for a held message, None to go on."""
-    if call.api.review is None:
-        return None
-    decision = await call.api.review.check(message, targets)
+    decision = await call.review.check(message, targets)
     if decision.verdict is Verdict.REJECT:
         raise ApiError(codes.CONTENT_REJECTED, f"content rejected: {decision.code}")
     if decision.verdict is Verdict.HOLD:
@@ -73,16 +70,16 @@ async def _review(call: Call, message: Message, targets: list[str]) -> dict[str,
 async def _send_unicast(call: Call, kind: TargetKind, *names: str) -> dict[str, Any]:
     targets = call.targets(kind, *names)
     draft = call.draft()
-    await check_channel(call.api.store, call.app, draft)
-    message = draft.message(call.app, kind, call.api.sender.now())
+    await check_channel(call.store, call.app, draft)
+    message = draft.message(call.app, kind, call.sender.now())
     held = await _review(call, message, targets)
     if held is not None:
         return held
     info = f"Received push messages for {len(targets)} {_INFO_NAMES[kind]}"
     if draft.send_at is not None:  # targets are resolved when the job fires
-        await call.api.sender.schedule([ScheduledJob(message, tuple(targets), draft.store)])
+        await call.sender.schedule([ScheduledJob(message, tuple(targets), draft.store)])
         return envelope(0, {"id": message.msg_id}, info=info)
-    result = await call.api.sender.unicast(message, targets, durable=draft.store)
+    result = await call.sender.unicast(message, targets, durable=draft.store)
     data: dict[str, Any] = {}
     if result.bad_targets:
         data[_BAD_FIELD[kind]] = ",".join(result.bad_targets)
@@ -110,15 +107,15 @@ async def _broadcast(
     call: Call, kind: TargetKind, topics: tuple[str, ...] = (), op: TopicOp = TopicOp.UNION
 ) -> dict[str, Any]:
     draft = call.draft()
-    await check_channel(call.api.store, call.app, draft)
-    message = draft.message(call.app, kind, call.api.sender.now(), topics, op)
+    await check_channel(call.store, call.app, draft)
+    message = draft.message(call.app, kind, call.sender.now(), topics, op)
     held = await _review(call, message, [])
     if held is not None:
         return held
     if draft.send_at is not None:
-        await call.api.sender.schedule([ScheduledJob(message, (), draft.store)])
+        await call.sender.schedule([ScheduledJob(message, (), draft.store)])
     else:
-        await call.api.sender.broadcast(message, durable=draft.store)
+        await call.sender.broadcast(message, durable=draft.store)
     audience = f"{len(topics)} TOPIC" if topics else "ALL"
     return envelope(0, {"id": message.msg_id}, info=f"Received push messages for {audience}")
 
@@ -149,10 +146,10 @@ def _multi(kind: TargetKind) -> Handler:
             raise ApiError(codes.ILLEGAL_PARAM, "messages is not JSON") from None
         if not isinstance(entries, list) or not entries:
             raise ApiError(codes.ILLEGAL_PARAM, "messages must be a non-empty JSON array")
-        s, api = call.api.settings, call.api
+        s = call.api.settings
         if len(entries) > s.max_targets:
             raise ApiError(codes.ILLEGAL_PARAM, f"at most {s.max_targets} messages per request")
-        now = api.sender.now()
+        now = call.sender.now()
         planned = []
         for entry in entries:  # check everything before storing anything
             if not isinstance(entry, dict) or not isinstance(entry.get("target"), str):
@@ -170,34 +167,31 @@ def _multi(kind: TargetKind) -> Handler:
             draft = read_message(
                 fields, ttl_default=s.ttl_default_ms, ttl_max=s.ttl_max_ms, now=now
             )
-            await check_channel(api.store, call.app, draft)
+            await check_channel(call.store, call.app, draft)
             planned.append((entry["target"], draft))
         built = [(draft.message(call.app, kind, now), target, draft) for target, draft in planned]
-        held_ids: list[str] = []
-        if api.review is not None:  # all decided before anything is stored
-            decisions = [await api.review.evaluate(m, [t]) for m, t, _ in built]
-            for i, d in enumerate(decisions):
-                if d is not None and d.verdict is Verdict.REJECT:
-                    await api.review.record(built[i][0], [built[i][1]], d)
-                    raise ApiError(
-                        codes.CONTENT_REJECTED, f"content rejected: {d.code} (message {i})"
-                    )
-            for (m, t, _), d in zip(built, decisions, strict=True):
-                await api.review.record(m, [t], d)
-            held_ids = [
-                m.msg_id
-                for (m, _, _), d in zip(built, decisions, strict=True)
-                if d is not None and d.verdict is Verdict.HOLD
-            ]
-            built = [x for x in built if x[0].msg_id not in held_ids]
+        # content review: all decided before anything is stored
+        decisions = [await call.review.evaluate(m, [t]) for m, t, _ in built]
+        for i, d in enumerate(decisions):
+            if d is not None and d.verdict is Verdict.REJECT:
+                await call.review.record(built[i][0], [built[i][1]], d)
+                raise ApiError(codes.CONTENT_REJECTED, f"content rejected: {d.code} (message {i})")
+        for (m, t, _), d in zip(built, decisions, strict=True):
+            await call.review.record(m, [t], d)
+        held_ids = [
+            m.msg_id
+            for (m, _, _), d in zip(built, decisions, strict=True)
+            if d is not None and d.verdict is Verdict.HOLD
+        ]
+        built = [x for x in built if x[0].msg_id not in held_ids]
         jobs = [ScheduledJob(m, (t,), d.store) for m, t, d in built if d.send_at is not None]
         messages = [(m, t, d.store) for m, t, d in built if d.send_at is None]
         durable = [(m, [t]) for m, t, keep in messages if keep]
-        batch = await api.sender.unicast_batch_and_schedule(durable, jobs)
+        batch = await call.sender.unicast_batch_and_schedule(durable, jobs)
         results = dict(zip([m.msg_id for m, _ in durable], batch, strict=True))
         for m, t, keep in messages:
             if not keep:
-                results[m.msg_id] = await api.sender.unicast(m, [t], durable=False)
+                results[m.msg_id] = await call.sender.unicast(m, [t], durable=False)
 
         # scheduled entries resolve their target when they fire: they count as accepted, and so
         # do known targets left out by consent or by the message's device filters
@@ -243,11 +237,11 @@ def _subscription(by_alias: bool, on: bool) -> Handler:
         kind = TargetKind.ALIAS if by_alias else TargetKind.REGID
         names = ("aliases", "alias") if by_alias else ("registration_id",)
         targets = call.targets(kind, *names)
-        regs, bad = await call.api.store.resolve_targets(call.app.app_id, kind, targets)
+        regs, bad = await call.store.resolve_targets(call.app.app_id, kind, targets)
         if not regs:
             fail = codes.SUBSCRIBE_FAILED if on else codes.UNSUBSCRIBE_FAILED
             raise ApiError(fail, "no valid target", {_BAD_FIELD[kind]: ",".join(bad)})
-        await call.api.sender.subscribe(call.app, regs, topic, on)
+        await call.sender.subscribe(call.app, regs, topic, on)
         data = {_BAD_FIELD[kind]: ",".join(bad)} if bad else None
         return envelope(0, data, reason="Success")
 
@@ -283,18 +277,18 @@ ROUTES: dict[str, Handler] = {
 
 
 class MiPushApi:
+    """Authenticates against the control store, then serves the app from its region's stack."""
+
     def __init__(
         self,
-        store: Store,
-        sender: SendService,
+        control: Store,
+        stacks: Mapping[str, RegionStack],
         settings: Settings,
-        review: ReviewService | None = None,
         online: Callable[[str], bool] | None = None,
     ) -> None:
-        self.store = store
-        self.sender = sender
+        self.store = control
+        self.stacks = stacks
         self.settings = settings
-        self.review = review
         self.online = online or (lambda reg_id: False)  # is the device connected right now
         # AppSecret digest -> (app, fetched at): saves a database read per request
         self._apps: dict[str, tuple[App, float]] = {}
@@ -343,7 +337,15 @@ class MiPushApi:
                 raise ApiError(
                     codes.RATE_LIMITED, f"request rate over {qps} per second for this app"
                 )
-            return 200, await handler(Call(self, app, params, path)), {}
+            stack = self.stacks.get(app.region)
+            if stack is None:
+                served = ", ".join(self.stacks) or "none"
+                raise ApiError(
+                    codes.REGION_NOT_SERVED,
+                    f"the app's region {app.region} is not served by this node (it serves"
+                    f" {served}); send to a node of region {app.region}",
+                )
+            return 200, await handler(Call(self, app, params, path, stack)), {}
         except ApiError as err:
             if err.code == codes.BAD_PACKAGE and app is not None:  # credentials used elsewhere
                 await self.store.accounts.record_misuse(app.app_id, "sender_package", err.reason)

@@ -31,7 +31,7 @@ def _revoke(kind: TargetKind) -> Handler:
     async def handle(call: Call) -> dict[str, Any]:
         check_package(call.app, call.packages(), several_allowed=False)
         notify_id = int_param(call.params, "notify_id", 0, 2**31 - 1)
-        sender = call.api.sender
+        sender = call.sender
         if kind is TargetKind.TOPIC:
             await sender.revoke(call.app, notify_id, kind, topics=(call.topic(),))
             return envelope(0, {"notify_id": notify_id})

@@ -50,7 +50,7 @@ def trace_fields(s: MessageStats) -> dict[str, Any]:
 async def message_status(call: Call) -> dict[str, Any]:
     """``msg_id``: one message; ``job_key``: every message sent with that ``extra.jobkey``."""
     msg_id, job_key = call.params.get("msg_id"), call.params.get("job_key")
-    store, app_id = call.api.store, call.app.app_id
+    store, app_id = call.store, call.app.app_id
     if msg_id and msg_id.strip():
         stats = await store.message_stats(app_id, msg_id.strip())
     elif job_key and job_key.strip():
@@ -67,7 +67,7 @@ async def messages_status(call: Call) -> dict[str, Any]:
     end = int_param(call.params, "end_time")
     if begin > end:
         raise ApiError(codes.ILLEGAL_PARAM, "begin_time is after end_time")
-    found = await call.api.store.stats_between(call.app.app_id, begin, end, RANGE_LIMIT)
+    found = await call.store.stats_between(call.app.app_id, begin, end, RANGE_LIMIT)
     return envelope(0, {"data": [trace_fields(s) for s in found]})
 
 
@@ -92,7 +92,7 @@ async def message_counters(call: Call) -> dict[str, Any]:
     if days > MAX_DAYS:
         raise ApiError(codes.ILLEGAL_PARAM, f"at most {MAX_DAYS} days per query")
     names = [(first + datetime.timedelta(days=i)).strftime("%Y%m%d") for i in range(days)]
-    found = await call.api.store.daily_stats(call.app.app_id, names[0], names[-1])
+    found = await call.store.daily_stats(call.app.app_id, names[0], names[-1])
     zero = dict.fromkeys(DAILY_COUNTERS, 0)
     rows = [{"date": day, **found.get(day, zero)} for day in names]
     return envelope(0, {"data": rows})

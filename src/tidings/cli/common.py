@@ -1,4 +1,4 @@
-"""What every `tidings` command shares: JSON-line output and opening the store for one call."""
+"""What every `tidings` command shares: JSON-line output and opening the stores for one call."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import click
 
 from tidings import settings
 from tidings.errors import TidingsError
+from tidings.residency import Residency
 from tidings.store.store import Store
 
 T = TypeVar("T")
@@ -23,26 +24,64 @@ def emit(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def with_store(
-    data_dir: str | None, database_url: str | None, fn: Callable[[Store], Awaitable[T]]
+def with_residency(
+    data_dir: str | None, database_url: str | None, fn: Callable[[Residency], Awaitable[T]]
 ) -> T:
-    """Open the store the flags name, run ``fn`` on it, close it; errors become exit code 1."""
-    from tidings.store.store import open_store
+    """Open the stores the flags name, run ``fn`` on them, close them; errors become exit 1."""
+    from tidings.residency import open_residency
 
     async def go() -> T:
-        store = open_store(
+        res = open_residency(
             settings.load(overrides={"data_dir": data_dir, "database_url": database_url})
         )
-        await store.start()
+        await res.start()
         try:
-            return await fn(store)
+            return await fn(res)
         finally:
-            await store.close()
+            await res.close()
 
     try:
         return asyncio.run(go())
     except TidingsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def with_store(
+    data_dir: str | None, database_url: str | None, fn: Callable[[Store], Awaitable[T]]
+) -> T:
+    """Run ``fn`` on the control store (accounts, terms, audit, limits, review rules)."""
+    return with_residency(data_dir, database_url, lambda res: fn(res.control))
+
+
+def with_app_store(
+    data_dir: str | None,
+    database_url: str | None,
+    app_id: str,
+    fn: Callable[[Store], Awaitable[T]],
+) -> T:
+    """Run ``fn`` on the store of the app's region (its devices, consent, messages)."""
+
+    async def go(res: Residency) -> T:
+        found = await res.app_store(app_id)
+        if found is None:
+            raise click.ClickException(f"no app {app_id}")
+        return await fn(found[1])
+
+    return with_residency(data_dir, database_url, go)
+
+
+def with_device_store(
+    data_dir: str | None, database_url: str | None, reg_id: str, fn: Callable[[Store], Awaitable[T]]
+) -> T:
+    """Run ``fn`` on the region store that holds the device (or the first one, if none does)."""
+
+    async def go(res: Residency) -> T:
+        for store in res.regional.values():
+            if await store.get_device(reg_id) is not None:
+                return await fn(store)
+        return await fn(next(iter(res.regional.values())))
+
+    return with_residency(data_dir, database_url, go)
 
 
 def store_options(f: Callable[..., Any]) -> Callable[..., Any]:

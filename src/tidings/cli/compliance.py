@@ -12,7 +12,15 @@ from typing import Any
 
 import click
 
-from tidings.cli.common import emit, store_options, with_store
+from tidings.cli.common import (
+    emit,
+    store_options,
+    with_app_store,
+    with_device_store,
+    with_residency,
+    with_store,
+)
+from tidings.residency import Residency
 
 # --- policy versions ----------------------------------------------------------------------------
 
@@ -48,9 +56,10 @@ def policy_add(
     """Publish a policy version; by default devices must now consent to it to receive pushes."""
     from tidings.compliance import consent
 
-    p = with_store(
+    p = with_app_store(
         data_dir,
         database_url,
+        app_id,
         lambda s: consent.add_policy(s, app_id, version, url, published_at, fresh_consent, current),
     )
     emit(dataclasses.asdict(p))
@@ -61,7 +70,7 @@ def policy_add(
 @click.option("--app-id", required=True)
 def policy_list(data_dir: str | None, database_url: str | None, app_id: str) -> None:
     """List an app's policy versions, oldest first."""
-    for p in with_store(data_dir, database_url, lambda s: s.policy_versions(app_id)):
+    for p in with_app_store(data_dir, database_url, app_id, lambda s: s.policy_versions(app_id)):
         emit(dataclasses.asdict(p))
 
 
@@ -80,7 +89,14 @@ def consent_verify(data_dir: str | None, database_url: str | None, app_id: str |
     """Check the hash chain of the ledger; print each broken row and exit 1 if any."""
     from tidings.compliance import consent
 
-    problems = with_store(data_dir, database_url, lambda s: consent.verify(s, app_id))
+    async def verify(res: Residency) -> list[Any]:
+        problems = []
+        for store in res.regional.values():  # each region keeps its own ledgers
+            if app_id is None or await store.app_by_id(app_id) is not None:
+                problems += await consent.verify(store, app_id)
+        return problems
+
+    problems = with_residency(data_dir, database_url, verify)
     for p in problems:
         emit(dataclasses.asdict(p))
     if problems:
@@ -98,7 +114,9 @@ def consent_history(
     """The ledger records of one device."""
     from tidings.compliance import consent
 
-    for r in with_store(data_dir, database_url, lambda s: consent.history(s, app_id, regid)):
+    for r in with_app_store(
+        data_dir, database_url, app_id, lambda s: consent.history(s, app_id, regid)
+    ):
         emit(dataclasses.asdict(r))
 
 
@@ -117,7 +135,7 @@ def device_export(data_dir: str | None, database_url: str | None, regid: str) ->
     """Print everything Tidings holds about the device, as one JSON document."""
     from tidings.compliance import erasure
 
-    emit(with_store(data_dir, database_url, lambda s: erasure.export(s, regid)))
+    emit(with_device_store(data_dir, database_url, regid, lambda s: erasure.export(s, regid)))
 
 
 @device_group.command("erase")
@@ -127,7 +145,8 @@ def device_erase(data_dir: str | None, database_url: str | None, regid: str) -> 
     """Erase the device's data; the pseudonymous consent records stay. Prints the erased record."""
     from tidings.compliance import erasure
 
-    emit(dataclasses.asdict(with_store(data_dir, database_url, lambda s: erasure.erase(s, regid))))
+    erased = with_device_store(data_dir, database_url, regid, lambda s: erasure.erase(s, regid))
+    emit(dataclasses.asdict(erased))
 
 
 # --- content review -----------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from typing import Any
 import click
 
 from tidings import __version__, settings
-from tidings.cli.common import emit, store_options, with_store
+from tidings.cli.common import emit, store_options, with_app_store, with_residency, with_store
 from tidings.errors import TidingsError
+from tidings.residency import Residency
 from tidings.store.store import Store
 
 log = logging.getLogger("tidings.cli")
@@ -52,6 +53,9 @@ def main() -> None:
 @click.option("--host", default=None, help="Listen address [127.0.0.1].")
 @click.option("--port", type=int, default=None, help="HTTP API port [8470].")
 @click.option("--gateway-port", type=int, default=None, help="Device gateway port [8471].")
+@click.option(
+    "--serve-regions", default=None, help="Regions this node serves, e.g. EU,UK [every one]."
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(log_level: str, **flags: Any) -> None:
     """Run the HTTP API and the device gateway until SIGINT or SIGTERM."""
@@ -100,7 +104,8 @@ async def _serve(conf: settings.Settings) -> None:
     # the commands as this shell can run them (./scripts/run starts .venv/bin/tidings)
     prog = sys.argv[0] if os.path.basename(sys.argv[0]) == "tidings" else "tidings"
     print(
-        f"Tidings {__version__} is running ({store_desc}).\n"
+        f"Tidings {__version__} is running ({store_desc};"
+        f" regions {', '.join(node.residency.served)}).\n"
         f"  sender API (Mi Push-compatible): {urls['api']}\n"
         f"  device gateway (WebSocket):      {urls['gateway']}\n"
         f"Create an app:   {prog} app create --data-dir {conf.data_dir} --name Demo "
@@ -153,17 +158,17 @@ def app_create(
     if not valid_package(package):
         raise click.BadParameter("must look like com.example.app", param_hint="--package")
 
-    async def create(store: Store) -> dict[str, Any]:
+    async def create(res: Residency) -> dict[str, Any]:
         from tidings.compliance.accounts import AccountService
 
-        if await store.app_by_package(package) is not None:
+        if await res.control.app_by_package(package) is not None:
             raise click.ClickException(f"an app with package {package} already exists")
-        accounts = AccountService(store)
+        accounts = AccountService(res.control, residency=res)
         owner = await accounts.bootstrap_developer()  # created on first use
         new = await accounts.create_app(owner, name, package, privacy_policy_version, "cli")
         return new.public()
 
-    emit(with_store(data_dir, database_url, create))
+    emit(with_residency(data_dir, database_url, create))
 
 
 @app.command("receipt-key")
@@ -173,11 +178,9 @@ def app_receipt_key(data_dir: str | None, database_url: str | None, app_id: str)
     """Print the app's key for verifying signed receipts (Standard Webhooks ``whsec_…``)."""
 
     async def key(store: Store) -> dict[str, Any]:
-        if await store.app_by_id(app_id) is None:
-            raise click.ClickException(f"no app {app_id}")
         return {"app_id": app_id, "receipt_key": await store.receipt_key(app_id)}
 
-    emit(with_store(data_dir, database_url, key))
+    emit(with_app_store(data_dir, database_url, app_id, key))
 
 
 @app.command("list")
@@ -193,6 +196,7 @@ def app_list(data_dir: str | None, database_url: str | None) -> None:
                     "name": a.name,
                     "package": a.package,
                     "privacy_policy_version": a.privacy_policy_version,
+                    "region": a.region,
                 }
             )
 
@@ -399,8 +403,10 @@ compliance.register(main, app)
 accounts.register(main)
 
 from tidings.cli.limits import limits_group  # noqa: E402
+from tidings.cli.regions import region  # noqa: E402
 
 main.add_command(limits_group)
+main.add_command(region)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -10,16 +10,20 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import Argon2Error, InvalidHashError
 
 from tidings import ids
 from tidings.compliance.account_models import AccountState, Credential, Developer, Role
-from tidings.compliance.regions import BY_CODE
+from tidings.compliance.regions import DEFAULT_REGION, RegionTable
 from tidings.core.models import App, NewApp
-from tidings.errors import ManagementError
+from tidings.errors import ManagementError, RegionNotServed
 from tidings.store.store import Store
+
+if TYPE_CHECKING:
+    from tidings.residency import Residency
 
 API_TOKEN_PREFIX = "tdk_"
 SESSION_PREFIX = "tds_"
@@ -49,12 +53,11 @@ def check_email(email: object) -> str:
     return email.strip().lower()
 
 
-def check_region(code: object) -> str:
-    region = BY_CODE.get(code) if isinstance(code, str) else None
+def check_region(code: object, table: RegionTable) -> str:
+    region = table.get(code) if isinstance(code, str) else None
     if region is None:
-        raise ManagementError(
-            400, "unknown_region", f"region must be one of {', '.join(sorted(BY_CODE))}"
-        )
+        known = ", ".join(sorted(table.by_code))
+        raise ManagementError(400, "unknown_region", f"region must be one of {known}")
     if not region.served:
         raise ManagementError(
             400, "region_not_served", f"region {region.code} is not served by this deployment"
@@ -76,10 +79,22 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 class AccountService:
-    def __init__(self, store: Store, session_ttl_s: int = 604_800) -> None:
+    """Accounts and apps. With a ``residency``, apps are registered in the control store and
+    given a row in their region's store, and deleting one deletes its data there too; without,
+    ``store`` holds everything (one-store tools and tests)."""
+
+    def __init__(
+        self,
+        store: Store,
+        session_ttl_s: int = 604_800,
+        residency: Residency | None = None,
+        regions: RegionTable | None = None,
+    ) -> None:
         self.store = store
         self.accounts = store.accounts
         self.session_ttl_s = session_ttl_s
+        self.residency = residency
+        self.regions = regions or (residency.table if residency else RegionTable())
 
     def now(self) -> int:
         return self.store.clock.now_ms()
@@ -98,7 +113,7 @@ class AccountService:
         mail = check_email(email)
         secret = check_password(password)
         name = check_text(legal_name, "legal_name", 256)
-        code = check_region(region)
+        code = check_region(region, self.regions)
         now = self.now()
         dev = Developer(
             developer_id="dev_" + secrets.token_hex(8),
@@ -207,15 +222,33 @@ class AccountService:
             privacy_policy_version = check_text(
                 privacy_policy_version, "privacy_policy_version", 64
             )
-        new = NewApp.generate(label, package, privacy_policy_version, self.now())
+        region = dev.region or DEFAULT_REGION  # operators from admin_token have none
+        new = NewApp.generate(label, package, privacy_policy_version, self.now(), region)
         app = new.app
-        if not await self.accounts.create_owned_app(app, dev.developer_id):
+        if not await self._register(app, dev.developer_id):
             await self.accounts.audit(
                 actor_of(dev), dev.developer_id, "app_create", package, source, "refused"
             )
             raise ManagementError(409, "package_taken", f"an app with package {package} exists")
         await self.accounts.audit(actor_of(dev), dev.developer_id, "app_create", app.app_id, source)
         return new
+
+    async def _register(self, app: App, developer_id: str) -> bool:
+        if self.residency is None:
+            return await self.accounts.create_owned_app(app, developer_id)
+        try:
+            return await self.residency.create_app(app, developer_id)
+        except RegionNotServed as exc:
+            raise ManagementError(409, "region_not_served", exc.reason) from None
+
+    async def delete_owned_app(self, developer_id: str | None, app_id: str) -> list[str]:
+        """Delete an app and its data (in its region's store); the regIds that went."""
+        if self.residency is None:
+            return await self.accounts.delete_app(developer_id, app_id)
+        try:
+            return await self.residency.delete_app(developer_id, app_id)
+        except RegionNotServed as exc:
+            raise ManagementError(409, "region_not_served", exc.reason) from None
 
     async def app(self, dev: Developer, app_id: str) -> App:
         app = await self.accounts.owned_app(scope(dev), app_id)
@@ -237,7 +270,7 @@ class AccountService:
 
     async def delete_app(self, dev: Developer, app_id: str, source: str = "") -> list[str]:
         await self.app(dev, app_id)
-        reg_ids = await self.accounts.delete_app(scope(dev), app_id)
+        reg_ids = await self.delete_owned_app(scope(dev), app_id)
         await self.accounts.audit(actor_of(dev), dev.developer_id, "app_delete", app_id, source)
         return reg_ids
 

@@ -128,3 +128,49 @@ class ReviewService:
         if done is None:
             raise ComplianceError(f"{msg_id} is not held for review")
         return done[0]
+
+
+class ReviewDesk:
+    """The review queue as staff see it: held messages across every region this node serves.
+
+    A held message lives in its app's region store; the desk finds it there and decides it with
+    that region's :class:`ReviewService`.
+    """
+
+    def __init__(self, services: Sequence[ReviewService]) -> None:
+        self.services = list(services)
+
+    async def held_messages(self, app_id: str | None = None, limit: int = 100) -> list[HeldMessage]:
+        found: list[HeldMessage] = []
+        for service in self.services:
+            found += await service.store.held_messages(app_id, limit)
+        return sorted(found, key=lambda h: h.created_at)[:limit]
+
+    async def rejections(self, app_id: str, limit: int = 100) -> list[dict[str, object]]:
+        found: list[dict[str, object]] = []
+        for service in self.services:
+            found += await service.store.rejections(app_id, limit)
+        return found[:limit]
+
+    async def find(self, msg_id: str) -> tuple[HeldMessage, ReviewService] | None:
+        for service in self.services:
+            item = await service.store.held_message(msg_id)
+            if item is not None:
+                return item, service
+        return None
+
+    async def show(self, msg_id: str) -> tuple[HeldMessage, list[dict[str, object]]] | None:
+        found = await self.find(msg_id)
+        if found is None:
+            return None
+        item, service = found
+        return item, await service.store.review_decisions(msg_id)
+
+    async def decide(self, msg_id: str, approve: bool, actor: str, reason: str) -> HeldMessage:
+        """Approve or reject; :class:`ComplianceError` when the message is not held here."""
+        found = await self.find(msg_id)
+        if found is None:
+            raise ComplianceError(f"{msg_id} is not held for review")
+        service = found[1]
+        act = service.approve if approve else service.reject
+        return await act(msg_id, actor, reason)

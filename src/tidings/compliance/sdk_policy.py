@@ -101,10 +101,11 @@ class SdkPolicyService:
         )
         return policy
 
-    async def app_versions(self, app_id: str) -> list[dict[str, Any]]:
+    async def app_versions(self, app_id: str, region: Store) -> list[dict[str, Any]]:
+        """Devices of the app by SDK version (counted in ``region``, the app's store)."""
         policies = {p.sdk_name: p for p in await self.store.accounts.sdk_policies()}
         out = []
-        for name, version, count in await self.store.accounts.app_sdk_counts(app_id):
+        for name, version, count in await region.app_sdk_counts(app_id):
             policy = policies.get(name)
             status = policy.status(version) if policy else "supported"
             out.append(

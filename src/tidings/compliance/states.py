@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 
 from tidings.compliance.account_models import AccountState, Developer, Transition
-from tidings.compliance.accounts import not_found
+from tidings.compliance.accounts import AccountService, not_found
 from tidings.errors import ManagementError
 from tidings.store.store import Store
 
@@ -30,9 +30,16 @@ S = AccountState
 
 
 class AccountStates:
-    def __init__(self, store: Store, cure_days: float = 10.0, notice_days: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cure_days: float = 10.0,
+        notice_days: float = 30.0,
+        apps: AccountService | None = None,
+    ) -> None:
         self.store = store
         self.accounts = store.accounts
+        self.apps = apps or AccountService(store)  # deletes apps with their regional data
         self.cure_ms = int(cure_days * DAY_MS)
         self.notice_ms = int(notice_days * DAY_MS)
 
@@ -203,7 +210,10 @@ class AccountStates:
             if dev.state_since > cutoff:
                 continue
             for app, _ in await self.accounts.apps_of(dev.developer_id):
-                erased += await self.accounts.delete_app(dev.developer_id, app.app_id)
+                try:
+                    erased += await self.apps.delete_owned_app(dev.developer_id, app.app_id)
+                except ManagementError:
+                    continue  # the app's region is not served here: its nodes erase it
                 await self.accounts.audit(
                     "system", dev.developer_id, "retention_erase", app.app_id, "", "ok",
                     f"terminated {retention_days:g} days ago",

@@ -37,6 +37,7 @@ class App:
     secret_hash: str
     privacy_policy_version: str | None
     created_at: int
+    region: str = "ROW"  # where the app's devices, messages and records live
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,12 @@ class NewApp:
 
     @classmethod
     def generate(
-        cls, name: str, package: str, privacy_policy_version: str | None, now: int
+        cls,
+        name: str,
+        package: str,
+        privacy_policy_version: str | None,
+        now: int,
+        region: str = "ROW",
     ) -> NewApp:
         """A new AppID with fresh random credentials; only their hashes go into the App."""
         from tidings import ids
@@ -63,6 +69,7 @@ class NewApp:
             secret_hash=ids.secret_hash(secret),
             privacy_policy_version=privacy_policy_version,
             created_at=now,
+            region=region,
         )
         return cls(app, key, secret)
 
@@ -74,6 +81,7 @@ class NewApp:
             "package": self.app.package,
             "name": self.app.name,
             "privacy_policy_version": self.app.privacy_policy_version,
+            "region": self.app.region,
         }
 
 

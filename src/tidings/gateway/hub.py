@@ -20,7 +20,7 @@ from typing import Protocol
 from tidings import ids
 from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended, Revoked
 from tidings.core.models import Delivery, DeviceInfo
-from tidings.errors import TidingsError
+from tidings.errors import RegionNotServed, TidingsError
 from tidings.protocol import codes
 from tidings.protocol.session import (
     Acked,
@@ -33,6 +33,7 @@ from tidings.protocol.session import (
     Event,
     Hello,
 )
+from tidings.residency import Residency
 from tidings.settings import Settings
 from tidings.store.store import Store
 
@@ -63,8 +64,11 @@ class Slot:
 
 
 class Hub:
-    def __init__(self, store: Store, settings: Settings) -> None:
-        self.store = store
+    def __init__(self, residency: Residency, settings: Settings) -> None:
+        self.residency = residency
+        self.accounts = residency.control.accounts
+        self.clock = residency.control.clock
+        self._stores: dict[str, Store] = {}  # app_id -> its region's store (apps registered here)
         self.window = settings.inflight_window
         self.ack_timeout = settings.ack_timeout_s
         self.slots: dict[str, Slot] = {}
@@ -73,7 +77,7 @@ class Hub:
         self._queues: dict[int, collections.deque[Event]] = {}
         self._pumping: set[str] = set()
         self._again: set[str] = set()
-        self._acks: list[tuple[str, int, str]] = []
+        self._acks: dict[Store, list[tuple[str, int, str]]] = {}
         self._catch_up_apps: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None
@@ -152,25 +156,30 @@ class Hub:
         elif isinstance(event, AppCommand):
             await self._on_command(link, event)
         elif isinstance(event, AppUnregister):
-            await self.store.unregister_device(event.reg_id)
+            await self._store(event.app_id).unregister_device(event.reg_id)
             self.detach_one(event.reg_id, link)
             link.session.unregister_done(event.req, event.reg_id)
         elif isinstance(event, Clicked):
             self.stats["clicks"] += 1
-            await self.store.record_click(event.app_id, event.reg_id, event.msg_id)
+            await self._store(event.app_id).record_click(event.app_id, event.reg_id, event.msg_id)
         elif isinstance(event, ConsentChange):
             await self._on_consent(link, event)
 
     async def _on_hello(self, link: Link, event: Hello) -> None:
         uaid = event.uaid
-        if uaid is None or not await self.store.uaid_known(uaid):
+        if uaid is None or not await self.residency.uaid_known(uaid):
             uaid = ids.uaid()  # only identities this server issued are honoured
         link.session.hello_ok(uaid)
 
     async def _on_register(self, link: Link, ev: AppRegister) -> None:
         session = link.session
-        app = await self.store.app_by_id(ev.app_id)
-        if app is None:
+        try:
+            found = await self.residency.app_store(ev.app_id)
+        except RegionNotServed as exc:
+            session.register_failed(ev.req, ev.app_id, codes.REGION_NOT_SERVED, exc.reason)
+            return
+        app, store = found if found is not None else (None, None)
+        if app is None or store is None:
             session.register_failed(ev.req, ev.app_id, codes.BAD_APP_ID, "unknown app_id")
         elif not ids.secret_matches(ev.app_key, app.app_key_hash):
             session.register_failed(ev.req, ev.app_id, codes.BAD_APP_KEY, "wrong app_key")
@@ -178,7 +187,7 @@ class Hub:
             session.register_failed(
                 ev.req, ev.app_id, codes.BAD_PACKAGE, "package does not match the app"
             )
-            await self.store.accounts.record_misuse(
+            await self.accounts.record_misuse(
                 app.app_id, "device_package", f"package {ev.package!r} is not bound to this app"
             )
         elif (refusal := await self._refusal(app.app_id)) is not None:
@@ -187,23 +196,28 @@ class Hub:
             session.register_failed(ev.req, ev.app_id, codes.SDK_UNSUPPORTED, too_old)
         else:
             assert session.uaid is not None
-            reg_id = await self.store.register_device(app.app_id, session.uaid, ev.info)
+            reg_id = await store.register_device(app.app_id, session.uaid, ev.info)
             session.register_ok(ev.req, app.app_id, reg_id)
+            self._stores[app.app_id] = store
             self._attach(reg_id, app.app_id, link)
-            await self.store.catch_up(app.app_id, [reg_id])
+            await store.catch_up(app.app_id, [reg_id])
             self._spawn(self._pump(reg_id))  # everything pending, unacked ones included
 
     async def _refusal(self, app_id: str) -> str | None:
         """Why the app's devices may not register now (its developer is blocked), or None."""
-        standing = await self.store.accounts.app_standing(app_id, 0)
+        standing = await self.accounts.app_standing(app_id, 0)
         return standing[1] if standing is not None and standing[0] == "blocked" else None
 
     async def _sdk_refusal(self, info: DeviceInfo) -> str | None:
         """An upgrade reason when the device's SDK is below its policy's minimum, or None."""
         if not info.sdk_name:
             return None
-        policy = await self.store.accounts.sdk_policy(info.sdk_name)
+        policy = await self.accounts.sdk_policy(info.sdk_name)
         return policy.refusal(info.sdk_version) if policy is not None else None
+
+    def _store(self, app_id: str) -> Store:
+        """The region store of an app registered on this node."""
+        return self._stores[app_id]
 
     def _attach(self, reg_id: str, app_id: str, link: Link) -> None:
         old = self.slots.get(reg_id)
@@ -230,7 +244,7 @@ class Hub:
             self.detach_one(reg_id, slot.link)
 
     async def _on_command(self, link: Link, ev: AppCommand) -> None:
-        store, arg = self.store, ev.arg  # the session checked the argument already
+        store, arg = self._store(ev.app_id), ev.arg  # the session checked the argument already
         if ev.command == "set-alias":
             await store.set_alias(ev.app_id, ev.reg_id, arg)
         elif ev.command == "unset-alias":
@@ -246,7 +260,8 @@ class Hub:
         link.session.command_result(ev.req, ev.reg_id, ev.command, arg)
 
     async def _on_consent(self, link: Link, ev: ConsentChange) -> None:
-        rec = await self.store.record_consent(ev.reg_id, ev.version, ev.agreed, source="sdk")
+        store = self._store(ev.app_id)
+        rec = await store.record_consent(ev.reg_id, ev.version, ev.agreed, source="sdk")
         if rec is None:  # the device was erased or unregistered meanwhile
             link.session.consent_result(
                 ev.req, ev.reg_id, ev.agreed, ev.version, codes.NOT_REGISTERED, "unknown reg_id"
@@ -257,29 +272,34 @@ class Hub:
             slot.inflight.clear()  # withdrawn: nothing already sent is sent again
         link.session.consent_result(ev.req, ev.reg_id, ev.agreed, rec.policy_version)
         if ev.agreed:
-            await self.store.catch_up(ev.app_id, [ev.reg_id])
+            await store.catch_up(ev.app_id, [ev.reg_id])
             self._spawn(self._pump(ev.reg_id))
 
     # acks
 
     def _on_ack(self, ev: Acked) -> None:
         wake = []
-        for reg_id, seq, _msg_id in ev.items:
-            slot = self.slots.get(reg_id)
-            acked = slot is not None and slot.inflight.pop(seq, None) is not None
-            if acked and slot is not None and len(slot.inflight) == self.window - 1:
-                wake.append(reg_id)
         if not self._acks:
             asyncio.get_running_loop().call_soon(lambda: self._spawn(self._flush_acks()))
-        self._acks.extend(ev.items)
+        for item in ev.items:
+            reg_id, seq = item[0], item[1]
+            slot = self.slots.get(reg_id)
+            if slot is None:  # taken over meanwhile: acks are idempotent, tell every region
+                for store in self.residency.regional.values():
+                    self._acks.setdefault(store, []).append(item)
+                continue
+            self._acks.setdefault(self._store(slot.app_id), []).append(item)
+            acked = slot.inflight.pop(seq, None) is not None
+            if acked and len(slot.inflight) == self.window - 1:
+                wake.append(reg_id)
         for reg_id in wake:
             self._spawn(self._pump(reg_id))
 
     async def _flush_acks(self) -> None:
-        acks, self._acks = self._acks, []
-        if acks:
-            await self.store.ack(acks)
-            self.stats["acked"] += len(acks)
+        acks, self._acks = self._acks, {}
+        for store, items in acks.items():
+            await store.ack(items)
+            self.stats["acked"] += len(items)
 
     # delivery
 
@@ -298,7 +318,7 @@ class Hub:
                 room = self.window - len(slot.inflight)
                 if room <= 0:
                     return
-                items = await self.store.pending(reg_id, slot.sent, room)
+                items = await self._store(slot.app_id).pending(reg_id, slot.sent, room)
                 if self.slots.get(reg_id) is not slot or slot.link.closed:
                     return
                 items = [d for d in items if d.seq > slot.sent]  # sent directly meanwhile
@@ -352,11 +372,12 @@ class Hub:
             chunks = [regs[i : i + CATCH_UP_CHUNK] for i in range(0, len(regs), CATCH_UP_CHUNK)]
             if not chunks:
                 continue
-            ahead = asyncio.ensure_future(self.store.catch_up(app_id, chunks[0]))
+            store = self._store(app_id)
+            ahead = asyncio.ensure_future(store.catch_up(app_id, chunks[0]))
             for i in range(len(chunks)):
                 new = await ahead
                 if i + 1 < len(chunks):
-                    ahead = asyncio.ensure_future(self.store.catch_up(app_id, chunks[i + 1]))
+                    ahead = asyncio.ensure_future(store.catch_up(app_id, chunks[i + 1]))
                 self._deliver_new(new)
 
     def _deliver_new(self, new: dict[str, list[Delivery]]) -> None:
@@ -382,7 +403,8 @@ class Hub:
         connected = list(self.by_app.get(ev.app_id, ()))
         if not connected:
             return []
-        return await self.store.topic_members(ev.app_id, connected, ev.kind, ev.topics, ev.topic_op)
+        store = self._store(ev.app_id)
+        return await store.topic_members(ev.app_id, connected, ev.kind, ev.topics, ev.topic_op)
 
     async def _deliver_ephemeral(self, ev: Ephemeral) -> None:
         regs = await self._connected_targets(ev)
@@ -407,7 +429,7 @@ class Hub:
         while True:
             await asyncio.sleep(interval)
             try:
-                self._redeliver(time.monotonic(), self.store.clock.now_ms())
+                self._redeliver(time.monotonic(), self.clock.now_ms())
                 await self._flush_acks()
             except TidingsError as exc:
                 log.warning("redelivery pass failed: %s", exc)

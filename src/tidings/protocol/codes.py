@@ -20,6 +20,7 @@ BAD_APP_KEY = 22007
 BAD_PACKAGE = 22022
 APP_BLOCKED = 22030  # Tidings: the app's developer account is suspended or terminated
 SDK_UNSUPPORTED = 22031  # Tidings: the device's SDK is below the minimum supported version
+REGION_NOT_SERVED = 22040  # Tidings: the app's region is served by other nodes, not this one
 
 # WebSocket close codes
 CLOSE_NORMAL = 1000

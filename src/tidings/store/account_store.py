@@ -122,10 +122,6 @@ class AccountStore:
     async def sdk_policy(self, sdk_name: str) -> SdkPolicy | None:
         return await self.engine.read(ops_sdk.policy, sdk_name)
 
-    async def app_sdk_counts(self, app_id: str) -> list[tuple[str, str, int]]:
-        """(SDK name, SDK version, devices) of an app's registered devices."""
-        return await self.engine.read(ops_sdk.app_counts, app_id)
-
     # misuse signals
     async def record_misuse(self, app_id: str, kind: str, detail: str) -> None:
         await self.engine.write(ops_sdk.record_misuse, app_id, kind, detail, self.clock.now_ms())

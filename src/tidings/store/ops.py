@@ -8,6 +8,7 @@ Ownership and idempotency live here, in unique keys and conditional updates, not
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -85,12 +86,14 @@ def migrate(tx: Tx, dialect: str = "sqlite") -> int:
 
 # --- apps ---------------------------------------------------------------------------------------
 
-_APP_COLS = "app_id, name, package, app_key_hash, secret_hash, privacy_policy_version, created_at"
+_APP_COLS = (
+    "app_id, name, package, app_key_hash, secret_hash, privacy_policy_version, created_at, region"
+)
 
 
 def create_app(tx: Tx, app: App) -> None:
     tx.execute(
-        f"INSERT INTO apps ({_APP_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO apps ({_APP_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             app.app_id,
             app.name,
@@ -99,8 +102,17 @@ def create_app(tx: Tx, app: App) -> None:
             app.secret_hash,
             app.privacy_policy_version,
             app.created_at,
+            app.region,
         ),
     )
+
+
+def mirror_app(tx: Tx, app: App) -> None:
+    """The app's row in its region's store: what the region's operations join on, never its
+    credentials (those stay in the control store, where every request is authenticated)."""
+    if app_by_id(tx, app.app_id) is None:
+        blank = dataclasses.replace(app, app_key_hash="", secret_hash="-" + app.app_id)
+        create_app(tx, blank)
 
 
 def app_by_secret_hash(tx: Tx, secret_hash: str) -> App | None:

@@ -8,6 +8,7 @@ serialise concurrent sends to one device. Serialization failures and deadlocks a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
+import psycopg.sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tidings.errors import StoreError, StoreUnavailable
@@ -61,23 +63,39 @@ class PostgresTx:
 class PostgresEngine:
     name = "postgres"
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, pool_size: int = 8, schema: str | None = None) -> None:
+        """``schema``: keep every table in this schema (created at start) instead of the
+        database's default one; a region's store on PostgreSQL is its own schema."""
         self.url = url
+        self.schema = schema
+        kwargs: dict[str, Any] = {"autocommit": False}
+        if schema is not None:
+            kwargs["options"] = f"-c search_path={schema}"
         self._pool = ConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
             open=False,
             timeout=10.0,
-            kwargs={"autocommit": False},
+            kwargs=kwargs,
         )
         self._threads = ThreadPoolExecutor(pool_size, thread_name_prefix="tidings-pg")
 
     async def start(self) -> None:
         try:
+            if self.schema is not None:
+                await asyncio.to_thread(self._create_schema, self.schema)
             await asyncio.to_thread(self._pool.open, True, 10.0)
         except (psycopg.Error, PoolTimeout) as exc:
             raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+
+    def _create_schema(self, schema: str) -> None:
+        create = psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
+        with (
+            psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn,
+            contextlib.suppress(psycopg.errors.UniqueViolation),  # made by another node just now
+        ):
+            conn.execute(create.format(psycopg.sql.Identifier(schema)))
 
     async def close(self) -> None:
         await asyncio.to_thread(self._pool.close)

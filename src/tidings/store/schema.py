@@ -378,6 +378,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE receipts ADD COLUMN extra TEXT",
         ],
     ),
+    (
+        # 6: the region an app's data lives in (data residency)
+        6,
+        ["ALTER TABLE apps ADD COLUMN region TEXT NOT NULL DEFAULT 'ROW'"],
+    ),
 ]
 
 LATEST = max(version for version, _ in MIGRATIONS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from tidings import ids
 from tidings.clock import Clock, SystemClock
@@ -31,15 +30,16 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.core.quotas import UNLIMITED, Limits, LimitsEntry, active_entry
-from tidings.settings import Settings
 from tidings.store import (
     ops,
+    ops_accounts,
     ops_channels,
     ops_delivery,
     ops_feedback,
     ops_jobs,
     ops_limits,
     ops_receipts,
+    ops_sdk,
     ops_stats,
     privacy_ops,
     review_ops,
@@ -49,21 +49,32 @@ from tidings.store.engine import Engine
 
 
 class Store:
+    """One database's worth of Tidings data.
+
+    A region's store is given the ``control`` store: accounts, the limits schedule and review
+    rules (the operator's and developers' records, not end users') are then read from and written
+    to the control store, everything else to this one (see :mod:`tidings.residency`).
+    """
+
     def __init__(
         self,
         engine: Engine,
         clock: Clock | None = None,
         backlog_cap: int = 1000,
         limits_cache_s: float = 1.0,
+        control: Store | None = None,
     ) -> None:
         self.engine = engine
-        self.clock = clock or SystemClock()
+        self.control: Store = control if control is not None else self
+        self.clock: Clock = control.clock if control is not None else clock or SystemClock()
         self.backlog_cap = backlog_cap
         self.limits_cache_s = limits_cache_s
         self._schedule: list[LimitsEntry] = []
         self._schedule_read_at = -float("inf")  # monotonic
         self.limits_reads = 0  # schedule reads (operations, tests)
-        self.accounts = AccountStore(engine, self.clock)
+        self.accounts: AccountStore = (
+            AccountStore(engine, self.clock) if control is None else control.accounts
+        )
 
     async def start(self) -> None:
         await self.engine.start()
@@ -98,9 +109,21 @@ class Store:
     async def list_apps(self) -> list[App]:
         return await self.engine.read(ops.list_apps)
 
+    async def mirror_app(self, app: App) -> None:
+        """Give this (region) store the row of an app the control store registered."""
+        await self.engine.write(ops.mirror_app, app)
+
+    async def delete_app_data(self, app_id: str) -> list[str]:
+        """Delete an app's row and its devices, messages and settings here; the deleted regIds."""
+        return await self.engine.write(ops_accounts.delete_app, None, app_id)
+
     # devices
     async def register_device(self, app_id: str, uaid: str, info: DeviceInfo) -> str:
         return await self.engine.write(ops.register_device, app_id, uaid, info, self.clock.now_ms())
+
+    async def app_sdk_counts(self, app_id: str) -> list[tuple[str, str, int]]:
+        """(SDK name, SDK version, devices) of an app's registered devices."""
+        return await self.engine.read(ops_sdk.app_counts, app_id)
 
     async def uaid_known(self, uaid: str) -> bool:
         return await self.engine.read(ops.uaid_known, uaid)
@@ -236,13 +259,13 @@ class Store:
 
     # content review
     async def add_review_rule(self, rule: ReviewRule) -> None:
-        await self.engine.write(review_ops.add_rule, rule)
+        await self.control.engine.write(review_ops.add_rule, rule)
 
     async def review_rules(self, app_id: str | None = None) -> list[ReviewRule]:
-        return await self.engine.read(review_ops.list_rules, app_id)
+        return await self.control.engine.read(review_ops.list_rules, app_id)
 
     async def remove_review_rule(self, rule_id: str) -> bool:
-        return await self.engine.write(review_ops.remove_rule, rule_id)
+        return await self.control.engine.write(review_ops.remove_rule, rule_id)
 
     async def audience(self, app_id: str, kind: TargetKind, topics: Sequence[str]) -> int:
         return await self.engine.read(review_ops.audience, app_id, kind, list(topics))
@@ -374,10 +397,12 @@ class Store:
 
     # operator limits: a schedule with effective dates, cached in memory
     async def limits_schedule(self) -> list[LimitsEntry]:
-        return await self.engine.read(ops_limits.schedule)
+        return await self.control.engine.read(ops_limits.schedule)
 
     async def set_limits(self, limits: Limits, effective_at: int | None = None) -> LimitsEntry:
         """Add an entry to the schedule (now, or announced for ``effective_at``)."""
+        if self.control is not self:
+            return await self.control.set_limits(limits, effective_at)
         now = self.clock.now_ms()
         entry = await self.engine.write(
             ops_limits.add_limits, limits, now if effective_at is None else effective_at, now
@@ -388,6 +413,8 @@ class Store:
     async def limits(self) -> Limits:
         """The limits in effect now. The schedule is read at most once per ``limits_cache_s``
         (concurrent callers keep the previous copy meanwhile), so a send costs no read."""
+        if self.control is not self:
+            return await self.control.limits()
         at = time.monotonic()
         if at - self._schedule_read_at >= self.limits_cache_s:
             self._schedule_read_at = at
@@ -460,26 +487,3 @@ def _migrate(tx: ops.Tx, engine_name: str) -> int:
     if engine_name == "postgres":  # two nodes starting at once must not both migrate
         tx.execute("SELECT pg_advisory_xact_lock(7470)")
     return ops.migrate(tx, "sqlite" if engine_name == "sqlite" else "postgres")
-
-
-def sqlite_path(data_dir: str | Path, region: str = "default") -> Path:
-    return Path(data_dir) / f"tidings-{region}.db"
-
-
-def open_store(settings: Settings, clock: Clock | None = None) -> Store:
-    """Build (not start) the store the settings ask for."""
-    engine: Engine
-    if settings.database_url:
-        from tidings.store.postgres import PostgresEngine
-
-        engine = PostgresEngine(settings.database_url)
-    else:
-        from tidings.store.sqlite import SQLiteEngine
-
-        engine = SQLiteEngine(sqlite_path(settings.data_dir), batch=settings.sqlite_batch)
-    return Store(
-        engine,
-        clock=clock,
-        backlog_cap=settings.backlog_cap,
-        limits_cache_s=settings.limits_cache_s,
-    )
