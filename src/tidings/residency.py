@@ -18,6 +18,7 @@ serves (``serve_regions``); a request for an app of any other region raises
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,8 +61,9 @@ class Residency:
         return out
 
     async def start(self) -> None:
-        for store in self.stores():
-            await store.start()
+        stores = self.stores()
+        await stores[0].start()  # the control store first: the regions' read through it
+        await asyncio.gather(*(store.start() for store in stores[1:]))
 
     async def close(self) -> None:
         for store in reversed(self.stores()):
