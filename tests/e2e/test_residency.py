@@ -53,6 +53,16 @@ async def _populate(node: Node, region: str, dev: Dev | None) -> tuple[NewApp, d
     return app, needles
 
 
+async def _send_and_receive(node: Node, app: NewApp) -> None:
+    phone = await Phone(node, app).start()
+    try:
+        r = await send_to(node, app.app_secret, app.app.package, phone.reg_id)
+        assert r["code"] == 0, r
+        await phone.wait_for(1)
+    finally:
+        await phone.stop()
+
+
 def _files(data_dir: Path, name: str) -> list[Path]:
     db = sqlite_path(data_dir, name)
     return [p for p in (db, Path(f"{db}-wal")) if p.exists()]
@@ -114,13 +124,7 @@ async def test_a_node_for_some_regions_refuses_the_others(tmp_path: Path) -> Non
         refused = await send_to(node, in_app.app_secret, in_app.app.package, reg_id)
         assert refused["code"] == 22040
         assert "region IN is not served by this node" in refused["reason"]
-        eu_phone = await Phone(node, eu_app).start()
-        try:
-            ok = await send_to(node, eu_app.app_secret, eu_app.app.package, eu_phone.reg_id)
-            assert ok["code"] == 0
-            await eu_phone.wait_for(1)
-        finally:
-            await eu_phone.stop()
+        await _send_and_receive(node, eu_app)
         # the gateway: a device of India's app is refused at registration
         async with RawDevice.connect(node) as raw:
             await raw.hello()
@@ -137,13 +141,7 @@ async def test_a_node_for_some_regions_refuses_the_others(tmp_path: Path) -> Non
         assert listed["EU"]["on_this_node"] and not listed["IN"]["on_this_node"]
         assert not listed["CN"]["served"]
     async with running_node(data, serve_regions="IN") as node:  # India's node still has it all
-        phone = await Phone(node, in_app).start()
-        try:
-            r = await send_to(node, in_app.app_secret, in_app.app.package, phone.reg_id)
-            assert r["code"] == 0
-            await phone.wait_for(1)
-        finally:
-            await phone.stop()
+        await _send_and_receive(node, in_app)
 
 
 def _reset_pg(url: str) -> None:

@@ -70,10 +70,7 @@ class Ctx:
 
     def region_store(self, app: App) -> Store:
         """The store of ``app``'s region (409 ``region_not_served`` when not on this node)."""
-        try:
-            return self.api.residency.store(app.region)
-        except RegionNotServed as exc:
-            raise ManagementError(409, "region_not_served", exc.reason) from None
+        return self.api.residency.store(app.region)
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -197,7 +194,10 @@ class ManagementApi:
                         raise ManagementError(403, "forbidden", "operators only")
                 raw = await request.body() if op.method in ("POST", "PUT", "PATCH") else b""
                 body = _check_body(raw, op.fields)
-                return await op.handler(Ctx(request, dev, body, source, self))
+                try:
+                    return await op.handler(Ctx(request, dev, body, source, self))
+                except RegionNotServed as not_here:
+                    raise ManagementError(409, "region_not_served", not_here.reason) from None
             except ManagementError as exc:
                 if op.method != "GET" and op.op_id != "login":  # login audits itself
                     await self._audit_refusal(op, dev, request, source, exc)

@@ -19,7 +19,7 @@ from tidings import ids
 from tidings.compliance.account_models import AccountState, Credential, Developer, Role
 from tidings.compliance.regions import DEFAULT_REGION, RegionTable
 from tidings.core.models import App, NewApp
-from tidings.errors import ManagementError, RegionNotServed
+from tidings.errors import ManagementError
 from tidings.store.store import Store
 
 if TYPE_CHECKING:
@@ -234,21 +234,16 @@ class AccountService:
         return new
 
     async def _register(self, app: App, developer_id: str) -> bool:
+        """Register the app (``RegionNotServed`` when its region is not on this node)."""
         if self.residency is None:
             return await self.accounts.create_owned_app(app, developer_id)
-        try:
-            return await self.residency.create_app(app, developer_id)
-        except RegionNotServed as exc:
-            raise ManagementError(409, "region_not_served", exc.reason) from None
+        return await self.residency.create_app(app, developer_id)
 
     async def delete_owned_app(self, developer_id: str | None, app_id: str) -> list[str]:
         """Delete an app and its data (in its region's store); the regIds that went."""
         if self.residency is None:
             return await self.accounts.delete_app(developer_id, app_id)
-        try:
-            return await self.residency.delete_app(developer_id, app_id)
-        except RegionNotServed as exc:
-            raise ManagementError(409, "region_not_served", exc.reason) from None
+        return await self.residency.delete_app(developer_id, app_id)
 
     async def app(self, dev: Developer, app_id: str) -> App:
         app = await self.accounts.owned_app(scope(dev), app_id)

@@ -22,7 +22,7 @@ import secrets
 
 from tidings.compliance.account_models import AccountState, Developer, Transition
 from tidings.compliance.accounts import AccountService, not_found
-from tidings.errors import ManagementError
+from tidings.errors import ManagementError, RegionNotServed
 from tidings.store.store import Store
 
 DAY_MS = 86_400_000
@@ -212,7 +212,7 @@ class AccountStates:
             for app, _ in await self.accounts.apps_of(dev.developer_id):
                 try:
                     erased += await self.apps.delete_owned_app(dev.developer_id, app.app_id)
-                except ManagementError:
+                except RegionNotServed:
                     continue  # the app's region is not served here: its nodes erase it
                 await self.accounts.audit(
                     "system", dev.developer_id, "retention_erase", app.app_id, "", "ok",
