@@ -56,12 +56,16 @@ def catch_up(
     head = int(head_row[0])
     devices: dict[str, tuple[int, int]] = {}  # reg_id -> (log_cursor, last_seq)
     for part in _chunks(sorted(set(reg_ids))):
+        # by primary key only: with app_id in the WHERE clause SQLite picks the (app_id, account)
+        # index for long IN lists and walks every device of the app once per chunk
         rows = tx.all(
-            "SELECT reg_id, log_cursor, last_seq FROM devices WHERE app_id = ? AND log_cursor < ?"
-            f" AND reg_id IN ({_marks(len(part))}) ORDER BY reg_id{tx.lock_rows}",
-            (app_id, head, *part),
+            "SELECT reg_id, app_id, log_cursor, last_seq FROM devices"
+            f" WHERE reg_id IN ({_marks(len(part))}) ORDER BY reg_id{tx.lock_rows}",
+            part,
         )
-        devices.update((r[0], (int(r[1]), int(r[2]))) for r in rows)
+        devices.update(
+            (r[0], (int(r[2]), int(r[3]))) for r in rows if r[1] == app_id and int(r[2]) < head
+        )
     if not devices:
         return {}
     low = min(cursor for cursor, _ in devices.values())
