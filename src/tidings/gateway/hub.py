@@ -45,6 +45,9 @@ from tidings.store.store import Store
 log = logging.getLogger("tidings.gateway")
 
 CATCH_UP_CHUNK = 1000  # devices per catch-up transaction when a broadcast reaches many
+# Log-cursor moves wait this long to be written together: under fan-out most devices ack within
+# it, and one transaction then rewrites each page of the devices table once, not once per turn.
+MOVES_FLUSH_S = 0.1
 
 
 class Link(Protocol):
@@ -116,6 +119,7 @@ class Hub:
         self._catch_up_apps: set[str] = set()
         self._catching_up = False
         self._flush_due = False
+        self._moves_due: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None
 
@@ -304,6 +308,7 @@ class Hub:
             if slot.log_inflight:
                 slot.log_inflight.clear()
                 self._log_passed(slot)
+                self._flush_moves_soon()
         link.session.consent_result(ev.req, ev.reg_id, ev.agreed, rec.policy_version)
         if ev.agreed:
             if slot is not None and slot.log_at < 0:  # in log mode, the next fan-out checks
@@ -313,17 +318,25 @@ class Hub:
     # acks
 
     def _flush_soon(self) -> None:
-        """Write the acks and cursor moves collected in this event-loop turn once it is over."""
+        """Write the acks (and cursor moves) collected in this event-loop turn once it is over."""
         if not self._flush_due:
             self._flush_due = True
             asyncio.get_running_loop().call_soon(lambda: self._spawn(self._flush_acks()))
 
+    def _flush_moves_soon(self) -> None:
+        """Write the cursor moves collected within ``MOVES_FLUSH_S`` together."""
+        if self._moves_due is None:
+            self._moves_due = asyncio.get_running_loop().call_later(
+                MOVES_FLUSH_S, lambda: self._spawn(self._flush_acks())
+            )
+
     def _on_ack(self, ev: Acked) -> None:
-        self._flush_soon()
         if ev.log_items:
             self._on_log_ack(ev.log_items)
+            self._flush_moves_soon()
         if not ev.items:
             return
+        self._flush_soon()
         wake = []
         for reg_id, seq, _msg_id in ev.items:
             slot = self.slots.get(reg_id)
@@ -376,6 +389,9 @@ class Hub:
 
     async def _flush_acks(self) -> None:
         self._flush_due = False
+        if self._moves_due is not None:
+            self._moves_due.cancel()
+            self._moves_due = None
         acks, self._acks = self._acks, []
         moves, self._moves = self._moves, {}
         delivered, self._log_delivered = self._log_delivered, []
@@ -573,7 +589,7 @@ class Hub:
                 again.append(slot)
         self.stats["sent"] += sent
         if self._moves:
-            self._flush_soon()
+            self._flush_moves_soon()
         for slot in again:
             self._spawn(self._fan_out_one(slot))
 

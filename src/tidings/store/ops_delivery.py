@@ -312,28 +312,25 @@ def ack_log(
     not a loss. A message counts only if this move passes it: one the cursor had already passed
     (a catch-up copied it into the inbox meanwhile) counts when that copy is acked.
     """
-    before: dict[str, int] = {}
-    for part in _chunks(sorted(moves)):
-        rows = tx.all(
-            f"SELECT reg_id, log_cursor FROM devices WHERE reg_id IN ({_marks(len(part))})"
-            f" ORDER BY reg_id{tx.lock_rows}",
-            part,
-        )
-        before.update((r[0], int(r[1])) for r in rows)
     by_cursor: dict[int, list[str]] = {}
     for reg_id, cursor in moves.items():
-        if before.get(reg_id, cursor) < cursor:
-            by_cursor.setdefault(cursor, []).append(reg_id)
+        by_cursor.setdefault(cursor, []).append(reg_id)
+    moved: set[str] = set()
     for cursor, reg_ids in sorted(by_cursor.items()):
-        for part in _chunks(reg_ids):
-            tx.execute(
+        for part in _chunks(sorted(reg_ids)):
+            rows = tx.all(
                 f"UPDATE devices SET log_cursor = ? WHERE reg_id IN ({_marks(len(part))})"
-                " AND log_cursor < ?",
+                " AND log_cursor < ? RETURNING reg_id",
                 (cursor, *part, cursor),
             )
+            moved.update(r[0] for r in rows)
+    # A device whose cursor this moved had it at an earlier move of this gateway (which passed
+    # only older entries) or where it registered (before anything sent from the log): every
+    # entry passed now is counted here. A device whose cursor did not move was caught up
+    # through its inbox meanwhile: the inbox copy counts when it is acked.
     passed: dict[str, list[str]] = {}
     for reg_id, offset, msg_id in delivered:
-        if before.get(reg_id, offset) < offset <= moves.get(reg_id, 0):
+        if reg_id in moved and offset <= moves[reg_id]:
             passed.setdefault(msg_id, []).append(reg_id)
     if passed:
         ops_stats.record_delivered(tx, passed, now, per_device)
