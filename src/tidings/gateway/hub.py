@@ -237,8 +237,7 @@ class Hub:
             session.register_ok(ev.req, app.app_id, reg_id, ev.log)
             slot = self._attach(reg_id, app.app_id, link, ev.log)
             # acks of an earlier connection first: their cursor moves decide what comes again
-            await self._settle_acks()
-            await self._inbox_catch_up(app.app_id, [slot])
+            await self._register_catch_up(app.app_id, slot)
             self._spawn(self._pump(reg_id))  # everything pending, unacked ones included
 
     async def _refusal(self, app_id: str) -> str | None:
@@ -311,7 +310,9 @@ class Hub:
                 self._flush_moves_soon()
         link.session.consent_result(ev.req, ev.reg_id, ev.agreed, rec.policy_version)
         if ev.agreed:
-            if slot is not None and slot.log_at < 0:  # in log mode, the next fan-out checks
+            if slot is None:
+                await self.store.catch_up(ev.app_id, [ev.reg_id])
+            elif not slot.log_ok:  # in log mode the next fan-out checks consent again
                 await self._inbox_catch_up(ev.app_id, [slot])
             self._spawn(self._pump(ev.reg_id))
 
@@ -522,7 +523,9 @@ class Hub:
         for slot in slots:
             if self.slots.get(slot.reg_id) is not slot or slot.link.closed:
                 continue
-            if slot.log_at < 0 or slot.catching:
+            if slot.log_ok and slot.catching:
+                self._log_wait.add(slot.reg_id)  # its registration catches it up, then a fan-out
+            elif slot.log_at < 0 or slot.catching:
                 inbox.append(slot)
             elif slot.fanning or len(slot.log_inflight) >= self.window:
                 self._log_wait.add(slot.reg_id)  # fanned out again when that ends
@@ -535,9 +538,21 @@ class Hub:
         elif inbox:
             await self._inbox_catch_up(app_id, inbox)
 
+    async def _register_catch_up(self, app_id: str, slot: Slot) -> None:
+        """Catch a device that just registered up through its inbox; it is in log mode after
+        that if it asked for it. Nothing else catches it up or fans out to it meanwhile."""
+        slot.catching += 1
+        try:
+            # an earlier connection's acks first: its cursor moves decide what comes again
+            await self._settle_acks()
+            head, new = await self.store.catch_up_to(app_id, [slot.reg_id])
+        finally:
+            slot.catching -= 1
+        self._caught_up([slot], head, new)
+
     async def _inbox_catch_up(self, app_id: str, slots: list[Slot]) -> None:
-        """Copy what the devices missed into their inboxes and send it; devices that take log
-        broadcasts are in log mode afterwards (their cursors stand at the log head now)."""
+        """Copy what devices that do not take broadcasts from the log missed into their inboxes,
+        and send it."""
         for slot in slots:
             slot.catching += 1
         try:
@@ -545,14 +560,20 @@ class Hub:
         finally:
             for slot in slots:
                 slot.catching -= 1
+        self._caught_up(slots, head, new)
+
+    def _caught_up(self, slots: list[Slot], head: int, new: dict[str, list[Delivery]]) -> None:
         for slot in slots:
             slot.caught = max(slot.caught, head)
             if slot.log_ok and not slot.catching and slot.log_at < 0:
-                slot.log_at = slot.caught
+                slot.log_at = slot.caught  # log mode: its cursor stands at the head
+                if slot.reg_id in self._log_wait:  # a broadcast came meanwhile
+                    self._log_wait.discard(slot.reg_id)
+                    self._spawn(self._fan_out_one(slot))
         self._deliver_new(new)
 
     async def _fan_out_one(self, slot: Slot) -> None:
-        if self.slots.get(slot.reg_id) is slot and not slot.fanning:
+        if self.slots.get(slot.reg_id) is slot and slot.log_at >= 0 and not slot.fanning:
             await self._fan_out(slot.app_id, [slot])
 
     async def _fan_out(self, app_id: str, slots: list[Slot]) -> None:

@@ -77,9 +77,16 @@ def catch_up_to(
             f" WHERE reg_id IN ({_marks(len(part))}) ORDER BY reg_id{tx.lock_rows}",
             part,
         )
-        devices.update(
-            (r[0], (int(r[2]), int(r[3]))) for r in rows if r[1] == app_id and int(r[2]) < head
-        )
+        found = {r[0]: (int(r[2]), int(r[3])) for r in rows if r[1] == app_id}
+        if found:  # cursors moved by acks of broadcasts sent from the log (ack_log)
+            acked = tx.all(
+                f"SELECT reg_id, log_cursor FROM log_acks WHERE reg_id IN ({_marks(len(found))})",
+                list(found),
+            )
+            for reg_id, cursor in acked:
+                if int(cursor) > found[reg_id][0]:
+                    found[reg_id] = (int(cursor), found[reg_id][1])
+        devices.update((r, v) for r, v in found.items() if v[0] < head)
     if not devices:
         return head, {}
     chosen = _select(tx, app_id, {r: c for r, (c, _) in devices.items()}, head, now, quotas)
@@ -310,7 +317,8 @@ def ack_log(
     the given offset (never back) and count the acked messages the move passes as delivered
     ((reg_id, offset, msg_id)), in one transaction: a crash before it commits means redelivery,
     not a loss. A message counts only if this move passes it: one the cursor had already passed
-    (a catch-up copied it into the inbox meanwhile) counts when that copy is acked.
+    (a catch-up copied it into the inbox meanwhile) counts when that copy is acked. The moves go
+    to the narrow ``log_acks`` table; a device's cursor is the larger of the two.
     """
     by_cursor: dict[int, list[str]] = {}
     for reg_id, cursor in moves.items():
@@ -318,16 +326,19 @@ def ack_log(
     moved: set[str] = set()
     for cursor, reg_ids in sorted(by_cursor.items()):
         for part in _chunks(sorted(reg_ids)):
+            # only devices that still exist, and whose inbox cursor a catch-up has not moved
+            # past this meanwhile (then the inbox copies count when they are acked)
             rows = tx.all(
-                f"UPDATE devices SET log_cursor = ? WHERE reg_id IN ({_marks(len(part))})"
-                " AND log_cursor < ? RETURNING reg_id",
+                "INSERT INTO log_acks (reg_id, log_cursor) SELECT reg_id, ? FROM devices"
+                f" WHERE reg_id IN ({_marks(len(part))}) AND log_cursor < ?"
+                " ON CONFLICT (reg_id) DO UPDATE SET log_cursor = excluded.log_cursor"
+                " WHERE log_acks.log_cursor < excluded.log_cursor RETURNING reg_id",
                 (cursor, *part, cursor),
             )
             moved.update(r[0] for r in rows)
-    # A device whose cursor this moved had it at an earlier move of this gateway (which passed
-    # only older entries) or where it registered (before anything sent from the log): every
-    # entry passed now is counted here. A device whose cursor did not move was caught up
-    # through its inbox meanwhile: the inbox copy counts when it is acked.
+    # A device whose cursor moved here had it at an earlier move of this gateway (which passed
+    # only older entries) or where it registered (before anything was sent from the log): every
+    # entry it passes now counts here, once.
     passed: dict[str, list[str]] = {}
     for reg_id, offset, msg_id in delivered:
         if reg_id in moved and offset <= moves[reg_id]:
