@@ -45,6 +45,11 @@ from tidings.store.store import Store
 log = logging.getLogger("tidings.gateway")
 
 CATCH_UP_CHUNK = 1000  # devices per catch-up transaction when a broadcast reaches many
+# devices per fan-out from the log: the transaction writes nothing per device and the sends of one
+# fan-out go out without yielding to the acks already coming back, so the last device gets it
+# sooner than in chunks of CATCH_UP_CHUNK (the event loop is busy ~10 µs per device meanwhile,
+# so not more at once)
+FAN_OUT_CHUNK = 5000
 # Log-cursor moves wait this long to be written together: under fan-out most devices ack within
 # it, and one transaction then rewrites each page of the devices table once, not once per turn.
 MOVES_FLUSH_S = 0.1
@@ -504,9 +509,13 @@ class Hub:
             self._catching_up = False
 
     async def _catch_up_app(self, app_id: str) -> None:
-        slots = [self.slots[r] for r in self.by_app.get(app_id, ())]
-        slots.sort(key=lambda s: s.log_at < 0)  # devices in log mode first: the cheaper path
-        chunks = [slots[i : i + CATCH_UP_CHUNK] for i in range(0, len(slots), CATCH_UP_CHUNK)]
+        live: list[Slot] = []
+        other: list[Slot] = []
+        for reg_id in self.by_app.get(app_id, ()):
+            slot = self.slots[reg_id]
+            (live if slot.log_at >= 0 else other).append(slot)
+        chunks = [live[i : i + FAN_OUT_CHUNK] for i in range(0, len(live), FAN_OUT_CHUNK)]
+        chunks += [other[i : i + CATCH_UP_CHUNK] for i in range(0, len(other), CATCH_UP_CHUNK)]
         if not chunks:
             return
         ahead = asyncio.ensure_future(self._catch_up_chunk(app_id, chunks[0]))
