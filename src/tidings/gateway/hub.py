@@ -119,7 +119,7 @@ class Hub:
         self._acks: list[tuple[str, int, str]] = []
         self._moves: dict[str, int] = {}  # reg_id -> log cursor to persist
         self._log_delivered: list[tuple[str, int, str]] = []  # (reg_id, offset, msg_id) acked
-        self._flushing: set[asyncio.Future[None]] = set()
+        self._flushing: dict[asyncio.Future[None], dict[str, int]] = {}  # write -> its moves
         self._log_wait: set[str] = set()  # log-window full: fan out again when acks free room
         self._catch_up_apps: set[str] = set()
         self._catching_up = False
@@ -404,11 +404,11 @@ class Hub:
         if not acks and not moves:
             return
         done = asyncio.ensure_future(self._write_acks(acks, moves, delivered))
-        self._flushing.add(done)
+        self._flushing[done] = moves
         try:
             await done
         finally:
-            self._flushing.discard(done)
+            del self._flushing[done]
 
     async def _write_acks(
         self,
@@ -423,11 +423,14 @@ class Hub:
             await self.store.ack_log(moves, delivered)
             self.stats["acked"] += len(delivered)
 
-    async def _settle_acks(self) -> None:
-        """Wait until every ack and cursor move received so far is committed."""
-        await self._flush_acks()
-        if self._flushing:
-            await asyncio.gather(*self._flushing, return_exceptions=True)
+    async def _settle_moves(self, reg_id: str) -> None:
+        """Wait until the device's cursor moves noted so far are committed (only a device that
+        was connected here before has any)."""
+        if reg_id in self._moves:
+            await self._flush_acks()
+        writes = [done for done, moved in self._flushing.items() if reg_id in moved]
+        if writes:
+            await asyncio.gather(*writes, return_exceptions=True)
 
     # delivery
 
@@ -553,7 +556,7 @@ class Hub:
         slot.catching += 1
         try:
             # an earlier connection's acks first: its cursor moves decide what comes again
-            await self._settle_acks()
+            await self._settle_moves(slot.reg_id)
             head, new = await self.store.catch_up_to(app_id, [slot.reg_id])
         finally:
             slot.catching -= 1
