@@ -4,12 +4,14 @@ with the acks, and what was not acked comes again (after the ack timeout, after 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import Phone, RawDevice
+from tests.e2e.helpers import Phone, RawDevice, running_node
 from tidings.client.sender import SenderClient
+from tidings.clock import ManualClock
 from tidings.core.models import NewApp
 from tidings.node import Node
 
@@ -164,3 +166,35 @@ async def test_sdk_takes_broadcasts_from_the_log_and_acks_them(node: Node, app: 
     await until(lambda: _at(node, phone.reg_id, 2))
     assert (await node.store.counts())["inbox"] == 0
     await phone.stop()
+
+
+async def test_a_full_log_window_waits_for_acks(tmp_path: Path) -> None:
+    async with running_node(tmp_path / "d", inflight_window=2) as node:
+        app = await node.store.create_app("Demo", "com.example.demo")
+        async with RawDevice.connect(node) as dev:
+            await dev.hello()
+            reg = (await dev.register(app, features=["log"]))["reg_id"]
+            ids = [await send(node, app, "all", title=f"m{i}") for i in range(3)]
+            got = [await dev.recv(), await dev.recv()]
+            assert [g["log"] for g in got] == [1, 2]
+            with pytest.raises(TimeoutError):
+                await dev.recv(timeout=0.5)  # two unacked: the third waits
+            await dev.send(log_ack(reg, got[0]))
+            third = await dev.recv()
+            assert (third["id"], third["log"]) == (ids[2], 3)
+
+
+async def test_an_expired_unacked_log_broadcast_is_not_sent_again(tmp_path: Path) -> None:
+    clock = ManualClock(start_ms=1_800_000_000_000)
+    async with running_node(tmp_path / "d", clock=clock, ack_timeout_s=0.3) as node:
+        app = await node.store.create_app("Demo", "com.example.demo")
+        async with RawDevice.connect(node) as dev:
+            await dev.hello()
+            reg = (await dev.register(app, features=["log"]))["reg_id"]
+            msg_id = await send(node, app, "all", time_to_live=1000)
+            assert (await dev.recv())["id"] == msg_id
+            clock.advance(1000)  # expired now: dropped instead of sent again
+            with pytest.raises(TimeoutError):
+                await dev.recv(timeout=1.0)
+            await until(lambda: _at(node, reg, 1))  # the cursor passes it
+            assert await delivered(node, app, msg_id) == 0

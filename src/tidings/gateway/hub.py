@@ -515,8 +515,9 @@ class Hub:
         live: list[Slot] = []
         other: list[Slot] = []
         for reg_id in self.by_app.get(app_id, ()):
-            slot = self.slots[reg_id]
-            (live if slot.log_at >= 0 else other).append(slot)
+            slot = self.slots.get(reg_id)
+            if slot is not None:
+                (live if slot.log_at >= 0 else other).append(slot)
         chunks = [live[i : i + FAN_OUT_CHUNK] for i in range(0, len(live), FAN_OUT_CHUNK)]
         chunks += [other[i : i + CATCH_UP_CHUNK] for i in range(0, len(other), CATCH_UP_CHUNK)]
         if not chunks:
@@ -585,8 +586,12 @@ class Hub:
         self._deliver_new(new)
 
     async def _fan_out_one(self, slot: Slot) -> None:
-        if self.slots.get(slot.reg_id) is slot and slot.log_at >= 0 and not slot.fanning:
-            await self._fan_out(slot.app_id, [slot])
+        if self.slots.get(slot.reg_id) is not slot or slot.log_at < 0:
+            return
+        if slot.fanning:
+            self._log_wait.add(slot.reg_id)  # the running fan-out goes again when it ends
+            return
+        await self._fan_out(slot.app_id, [slot])
 
     async def _fan_out(self, app_id: str, slots: list[Slot]) -> None:
         """Send the devices (in log mode) the log broadcasts past where each stands."""
