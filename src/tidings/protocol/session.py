@@ -353,7 +353,7 @@ class DeviceSession:
                 consent_version=_str(consent, "version", 64, required=False) or None,
                 consent_at=agreed_at,
             )
-            features = obj.get("features", [])
+            features = obj.get("features") or []
             if not isinstance(features, list) or len(features) > 16:
                 raise _BadFrame(codes.BAD_FRAME, "features must be a list of at most 16 strings")
             if not all(isinstance(f, str) for f in features):
