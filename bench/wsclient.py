@@ -160,7 +160,7 @@ class Device(asyncio.Protocol):
         self.closed = False
         self.reg_id = ""
         self.registered: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.got: dict[str, int] = {}  # msg_id -> seq, this round
+        self.got: dict[str, int] = {}  # msg_id -> seq (or log offset), this round
         self._fragments: list[bytes] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -261,6 +261,7 @@ class Device(asyncio.Protocol):
                     "app_id": app["app_id"],
                     "app_key": app["app_key"],
                     "package": app["package"],
+                    "features": ["log"],  # as the SDK: broadcasts may come from the app log
                 }
             )
         elif kind == "app_register":
@@ -275,8 +276,14 @@ class Device(asyncio.Protocol):
     def _on_notification(self, obj: dict[str, Any]) -> None:
         now = time.time()
         fleet = self.fleet
-        msg_id, seq = obj.get("id"), obj.get("seq")
+        msg_id, seq, offset = obj.get("id"), obj.get("seq"), obj.get("log")
         message = obj.get("message") or {}
+        # a stored message carries a positive seq (inbox) or a positive log offset (broadcast
+        # sent from the app log), never both
+        if offset is not None:
+            key, seq = "log", offset
+        else:
+            key = "seq"
         if obj.get("reg_id") != self.reg_id or not isinstance(seq, int) or seq <= 0:
             fleet.problem("bad_envelope")
         elif fleet.collecting and isinstance(msg_id, str):
@@ -296,6 +303,6 @@ class Device(asyncio.Protocol):
             self.send(
                 {
                     "messageType": "ack",
-                    "updates": [{"reg_id": self.reg_id, "seq": seq, "id": msg_id}],
+                    "updates": [{"reg_id": self.reg_id, key: seq, "id": msg_id}],
                 }
             )

@@ -21,12 +21,12 @@ class LossyAcks(DeviceClient):
     sent_acks = 0
     lost = 0
 
-    async def _ack(self, reg_id: str, seq: int, msg_id: str) -> None:
+    async def _ack(self, reg_id: str, seq: int, msg_id: str, log: int = 0) -> None:
         self.sent_acks += 1
         if self.sent_acks % 10 == 0:
             self.lost += 1
             return
-        await super()._ack(reg_id, seq, msg_id)
+        await super()._ack(reg_id, seq, msg_id, log)
 
 
 async def _multi(node: Node, app: NewApp, entries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tidings.core.models import Delivery
+from tidings.core.models import Delivery, DeviceInfo, LogEntry
 from tidings.protocol import codes
 from tidings.protocol.session import (
     MAX_ERRORS,
@@ -19,6 +19,7 @@ from tidings.protocol.session import (
     Hello,
     State,
     delivery_frame,
+    log_frame,
 )
 
 
@@ -279,3 +280,33 @@ def test_revoke_frames_only_for_apps_registered_here() -> None:
     s.frames_to_send()
     s.revoke("R1", 9)  # closed: nothing
     assert frames(s) == []
+
+
+def test_log_feature_log_frames_and_log_acks() -> None:
+    s = ready()
+    reg = '{"messageType":"app_register","req":"1","app_id":"A1","app_key":"k","package":"p"'
+    [event] = s.receive_text(reg + ',"features":["log","later"]}')  # unknown ones are ignored
+    assert isinstance(event, AppRegister) and event.log
+    assert s.receive_text(reg + ',"features":null}') == [
+        AppRegister("1", "A1", "k", "p", DeviceInfo(), False)
+    ]
+    assert s.receive_text(reg + ',"features":"log"}') == []
+    assert frames(s)[0]["code"] == codes.BAD_FRAME
+    s.register_ok("1", "A1", "R1", log=True)
+    assert frames(s)[0]["features"] == ["log"]
+    note = json.loads(log_frame("R1", LogEntry(7, "m1", '{"title":"t"}', 0)))
+    assert note == {
+        "messageType": "notification",
+        "reg_id": "R1",
+        "log": 7,
+        "id": "m1",
+        "message": {"title": "t"},
+    }
+    assert s.receive_text(
+        '{"messageType":"ack","updates":[{"reg_id":"R1","log":7,"id":"m1"},'
+        '{"reg_id":"R1","seq":2,"id":"m0"}]}'
+    ) == [Acked((("R1", 2, "m0"),), (("R1", 7, "m1"),))]
+    for bad in ("0", "-1", "true", '"7"', "1.5"):
+        text = f'{{"messageType":"ack","updates":[{{"reg_id":"R1","log":{bad},"id":"m"}}]}}'
+        assert s.receive_text(text) == []
+        assert frames(s)[0]["code"] == codes.BAD_FRAME

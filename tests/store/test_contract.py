@@ -219,3 +219,54 @@ async def test_many_target_sends_keep_sequences_and_the_cap(store: Store) -> Non
         seqs = [d.seq for d in got]
         assert len(set(seqs)) == len(seqs)
         assert (await store.get_device(r)).dropped == 3  # type: ignore[union-attr]
+
+
+async def test_log_fanout_writes_nothing_per_device_and_ack_log_moves_the_cursor(
+    store: Store,
+) -> None:
+    app_id, regs = await _app_and_devices(store, 2)
+    await store.subscribe(app_id, [regs[0]], "news")
+    m_all = _msg(store, app_id, TargetKind.ALL)
+    m_news = _msg(store, app_id, TargetKind.TOPIC, topics=("news",))
+    await store.append_log(m_all)
+    await store.append_log(m_news)
+    before = await store.counts()
+    head, new = await store.log_fanout(app_id, {regs[0]: 0, regs[1]: 0})
+    assert head == 2
+    assert [(e.offset, e.msg_id) for e in new[regs[0]]] == [(1, m_all.msg_id), (2, m_news.msg_id)]
+    assert [e.msg_id for e in new[regs[1]]] == [m_all.msg_id]
+    assert new[regs[0]][0] is new[regs[1]][0]  # one entry object per message, shared
+    assert await store.counts() == before  # no inbox row
+    assert (await store.get_device(regs[0])).log_cursor == 0  # type: ignore[union-attr]
+    head, again = await store.log_fanout(app_id, {regs[0]: 1, regs[1]: 2})  # from where it stands
+    assert [e.msg_id for e in again[regs[0]]] == [m_news.msg_id]
+    assert regs[1] not in again
+    # device 0 acked offset 2 only: its cursor stays before offset 1, nothing counts yet
+    await store.ack_log({regs[0]: 0, regs[1]: 2}, [(regs[1], 1, m_all.msg_id)])
+    assert (await store.get_device(regs[0])).log_cursor == 0  # type: ignore[union-attr]
+    assert (await store.get_device(regs[1])).log_cursor == 2  # type: ignore[union-attr]
+    await store.ack_log({regs[0]: 2}, [(regs[0], 1, m_all.msg_id), (regs[0], 2, m_news.msg_id)])
+    await store.ack_log({regs[0]: 2}, [(regs[0], 2, m_news.msg_id)])  # repeated: counts nothing
+    assert (await store.get_device(regs[0])).log_cursor == 2  # type: ignore[union-attr]
+    stats_all = await store.message_stats(app_id, m_all.msg_id)
+    stats_news = await store.message_stats(app_id, m_news.msg_id)
+    assert stats_all is not None and stats_news is not None
+    assert (stats_all.delivered, stats_news.delivered) == (2, 1)
+    assert (stats_all.resolved, stats_news.resolved) == (2, 2)  # news counted by both fan-outs
+    assert await store.catch_up(app_id, regs) == {}  # both cursors at the head
+
+
+async def test_ack_log_does_not_count_what_a_catch_up_copied_meanwhile(store: Store) -> None:
+    app_id, regs = await _app_and_devices(store, 1)
+    m = _msg(store, app_id, TargetKind.ALL)
+    await store.append_log(m)
+    _, sent = await store.log_fanout(app_id, {regs[0]: 0})
+    assert [e.msg_id for e in sent[regs[0]]] == [m.msg_id]
+    copied = await store.catch_up(app_id, regs)  # a reconnect copied it into the inbox first
+    assert [d.msg_id for d in copied[regs[0]]] == [m.msg_id]
+    await store.ack_log({regs[0]: 1}, [(regs[0], 1, m.msg_id)])  # the late ack from memory
+    stats = await store.message_stats(app_id, m.msg_id)
+    assert stats is not None and stats.delivered == 0  # counted when the inbox copy is acked
+    await store.ack([(regs[0], 1, m.msg_id)])
+    stats = await store.message_stats(app_id, m.msg_id)
+    assert stats is not None and stats.delivered == 1

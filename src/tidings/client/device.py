@@ -64,6 +64,7 @@ class PushMessage:
     notify_type: int
     notify_id: int | None
     extra: dict[str, str]
+    log: int = 0  # a broadcast sent from the app log: its offset there (``seq`` is then 0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -262,6 +263,7 @@ class DeviceClient:
             "app_key": app.app_key,
             "package": app.package,
             "sdk": {"name": "tidings-python", "version": __version__},
+            "features": ["log"],  # broadcasts may come from the app log, acked by offset
             "app_version": app.app_version,
             "device": {"locale": app.locale, "model": app.model},
         }
@@ -429,7 +431,8 @@ class DeviceClient:
 
     async def _on_message(self, frame: dict[str, Any]) -> None:
         body = frame.get("message") or {}
-        reg_id, seq, msg_id = frame["reg_id"], frame["seq"], frame["id"]
+        reg_id, msg_id = frame["reg_id"], frame["id"]
+        seq, log_offset = frame.get("seq", 0), frame.get("log", 0)
         msg = PushMessage(
             app_id=self._app_of(reg_id),
             reg_id=reg_id,
@@ -442,6 +445,7 @@ class DeviceClient:
             notify_type=body.get("notify_type", -1),
             notify_id=body.get("notify_id"),
             extra=body.get("extra") or {},
+            log=log_offset,
         )
         jobkey = msg.extra.get("jobkey")
         duplicate = msg_id in self._seen or (jobkey is not None and jobkey in self._jobkeys)
@@ -455,19 +459,19 @@ class DeviceClient:
             if jobkey is not None:
                 _remember(self._jobkeys, jobkey)
             self._dirty = True
-        await self._ack(reg_id, seq, msg_id)
+        await self._ack(reg_id, seq, msg_id, log_offset)
 
-    async def _ack(self, reg_id: str, seq: int, msg_id: str) -> None:
-        if seq > 0 and self._ws is not None:
-            with contextlib.suppress(websockets.ConnectionClosed):
-                await self._ws.send(
-                    json.dumps(
-                        {
-                            "messageType": "ack",
-                            "updates": [{"reg_id": reg_id, "seq": seq, "id": msg_id}],
-                        }
-                    )
-                )
+    async def _ack(self, reg_id: str, seq: int, msg_id: str, log: int = 0) -> None:
+        if self._ws is None:
+            return
+        if log > 0:
+            update: dict[str, Any] = {"reg_id": reg_id, "log": log, "id": msg_id}
+        elif seq > 0:
+            update = {"reg_id": reg_id, "seq": seq, "id": msg_id}
+        else:
+            return  # an unstored (TTL 0) message: nothing to ack
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self._ws.send(json.dumps({"messageType": "ack", "updates": [update]}))
 
 
 def _remember(seen: collections.OrderedDict[str, None], key: str) -> None:

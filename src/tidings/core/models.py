@@ -178,6 +178,20 @@ class Delivery:
 
 
 @dataclasses.dataclass(frozen=True)
+class LogEntry:
+    """A broadcast of an app's log, sent as it is to devices that are up to date with the log.
+
+    One object per message, shared by every device it goes to: no inbox row, no per-device
+    sequence number. The device acks it by ``offset``; only then does its log cursor move.
+    """
+
+    offset: int
+    msg_id: str
+    body: str
+    expires_at: int
+
+
+@dataclasses.dataclass(frozen=True)
 class UnicastResult:
     """Outcome of storing a unicast send: which devices got it, which were unknown or filtered."""
 

@@ -6,6 +6,12 @@ connected on, the highest sequence number sent, and the messages sent but not ye
 events (new inbox rows, log growth, TTL-0 messages). Unacked messages are sent again after
 ``ack_timeout_s`` and, after a reconnect, from the store. Acks are coalesced into one store
 write per event-loop turn.
+
+Devices that take broadcasts from the app log (``"features": ["log"]``) are, once caught up,
+sent new broadcasts straight from the log (:meth:`Store.log_fanout`): no inbox row per device.
+The slot remembers how far in the log it is (``log_at``) and what it sent unacked
+(``log_inflight``); the device's durable cursor moves only with its acks, so what was not
+acked comes again (after ``ack_timeout_s``, or from the store after a reconnect).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Protocol
 
 from tidings import ids
 from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended, Revoked
-from tidings.core.models import Delivery, DeviceInfo
+from tidings.core.models import Delivery, DeviceInfo, LogEntry
 from tidings.errors import RegionNotServed, TidingsError
 from tidings.protocol import codes
 from tidings.protocol.session import (
@@ -40,6 +46,14 @@ from tidings.store.store import Store
 log = logging.getLogger("tidings.gateway")
 
 CATCH_UP_CHUNK = 1000  # devices per catch-up transaction when a broadcast reaches many
+# devices per fan-out from the log: the transaction writes nothing per device and the sends of one
+# fan-out go out without yielding to the acks already coming back, so the last device gets it
+# sooner than in chunks of CATCH_UP_CHUNK (the event loop is busy ~10 µs per device meanwhile,
+# so not more at once)
+FAN_OUT_CHUNK = 5000
+# Log-cursor moves wait this long to be written together: under fan-out most devices ack within
+# it, and one transaction then rewrites each page of the devices table once, not once per turn.
+MOVES_FLUSH_S = 0.1
 
 
 class Link(Protocol):
@@ -53,14 +67,43 @@ class Link(Protocol):
 
 
 class Slot:
-    __slots__ = ("app_id", "inflight", "link", "reg_id", "sent")
+    __slots__ = (
+        "app_id",
+        "catching",
+        "caught",
+        "fanning",
+        "inflight",
+        "link",
+        "log_acked",
+        "log_at",
+        "log_inflight",
+        "log_ok",
+        "reg_id",
+        "sent",
+    )
 
-    def __init__(self, reg_id: str, app_id: str, link: Link) -> None:
+    def __init__(self, reg_id: str, app_id: str, link: Link, log_ok: bool = False) -> None:
         self.reg_id = reg_id
         self.app_id = app_id
         self.link = link
         self.sent = 0
         self.inflight: dict[int, tuple[float, Delivery]] = {}
+        # broadcasts from the log: -1 until the device is caught up through its inbox, then the
+        # log offset up to which it was sent (or skipped) what it is to get
+        self.log_ok = log_ok
+        self.log_at = -1
+        self.log_inflight: dict[int, tuple[float, LogEntry]] = {}  # offset -> (sent at, entry)
+        # acked, but an older entry is not yet: counted when the cursor passes them
+        self.log_acked: list[tuple[int, str]] | None = None
+        self.catching = 0  # inbox catch-ups running for it
+        self.caught = 0  # the highest log head those reached
+        self.fanning = False  # a log_fanout for it is running
+
+    def log_cursor(self) -> int:
+        """Where the device's durable log cursor may stand: before its oldest unacked entry."""
+        if self.log_inflight:
+            return min(self.log_inflight) - 1
+        return self.log_at
 
 
 class Hub:
@@ -78,7 +121,14 @@ class Hub:
         self._pumping: set[str] = set()
         self._again: set[str] = set()
         self._acks: dict[Store, list[tuple[str, int, str]]] = {}
+        self._moves: dict[str, tuple[str, int]] = {}  # reg_id -> (app_id, log cursor to persist)
+        self._log_delivered: list[tuple[str, int, str]] = []  # (reg_id, offset, msg_id) acked
+        self._flushing: dict[asyncio.Future[None], dict[str, tuple[str, int]]] = {}  # its moves
+        self._log_wait: set[str] = set()  # log-window full: fan out again when acks free room
         self._catch_up_apps: set[str] = set()
+        self._catching_up = False
+        self._flush_due = False
+        self._moves_due: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None
 
@@ -140,6 +190,7 @@ class Hub:
             slot = self.slots.get(reg_id)
             if slot is not None and slot.link is link:
                 del self.slots[reg_id]
+                self._log_wait.discard(reg_id)
                 members = self.by_app.get(slot.app_id)
                 if members is not None:
                     members.discard(reg_id)
@@ -197,10 +248,11 @@ class Hub:
         else:
             assert session.uaid is not None
             reg_id = await store.register_device(app.app_id, session.uaid, ev.info)
-            session.register_ok(ev.req, app.app_id, reg_id)
+            session.register_ok(ev.req, app.app_id, reg_id, ev.log)
             self._stores[app.app_id] = store
-            self._attach(reg_id, app.app_id, link)
-            await store.catch_up(app.app_id, [reg_id])
+            slot = self._attach(reg_id, app.app_id, link, ev.log)
+            # acks of an earlier connection first: their cursor moves decide what comes again
+            await self._register_catch_up(app.app_id, slot)
             self._spawn(self._pump(reg_id))  # everything pending, unacked ones included
 
     async def _refusal(self, app_id: str) -> str | None:
@@ -219,17 +271,19 @@ class Hub:
         """The region store of an app registered on this node."""
         return self._stores[app_id]
 
-    def _attach(self, reg_id: str, app_id: str, link: Link) -> None:
+    def _attach(self, reg_id: str, app_id: str, link: Link, log_ok: bool = False) -> Slot:
         old = self.slots.get(reg_id)
         if old is not None and old.link is not link:
             old.link.session.apps.pop(reg_id, None)  # the newest connection wins
-        self.slots[reg_id] = Slot(reg_id, app_id, link)
+        slot = self.slots[reg_id] = Slot(reg_id, app_id, link, log_ok)
         self.by_app[app_id].add(reg_id)
+        return slot
 
     def detach_one(self, reg_id: str, link: Link) -> None:
         slot = self.slots.get(reg_id)
         if slot is not None and slot.link is link:
             del self.slots[reg_id]
+            self._log_wait.discard(reg_id)
             members = self.by_app.get(slot.app_id)
             if members is not None:
                 members.discard(reg_id)
@@ -270,17 +324,41 @@ class Hub:
         slot = self.slots.get(ev.reg_id)
         if not ev.agreed and slot is not None:
             slot.inflight.clear()  # withdrawn: nothing already sent is sent again
+            if slot.log_inflight:
+                slot.log_inflight.clear()
+                self._log_passed(slot)
+                self._flush_moves_soon()
         link.session.consent_result(ev.req, ev.reg_id, ev.agreed, rec.policy_version)
         if ev.agreed:
-            await store.catch_up(ev.app_id, [ev.reg_id])
+            if slot is None:
+                await store.catch_up(ev.app_id, [ev.reg_id])
+            elif not slot.log_ok:  # in log mode the next fan-out checks consent again
+                await self._inbox_catch_up(ev.app_id, [slot])
             self._spawn(self._pump(ev.reg_id))
 
     # acks
 
-    def _on_ack(self, ev: Acked) -> None:
-        wake = []
-        if not self._acks:
+    def _flush_soon(self) -> None:
+        """Write the acks (and cursor moves) collected in this event-loop turn once it is over."""
+        if not self._flush_due:
+            self._flush_due = True
             asyncio.get_running_loop().call_soon(lambda: self._spawn(self._flush_acks()))
+
+    def _flush_moves_soon(self) -> None:
+        """Write the cursor moves collected within ``MOVES_FLUSH_S`` together."""
+        if self._moves_due is None:
+            self._moves_due = asyncio.get_running_loop().call_later(
+                MOVES_FLUSH_S, lambda: self._spawn(self._flush_acks())
+            )
+
+    def _on_ack(self, ev: Acked) -> None:
+        if ev.log_items:
+            self._on_log_ack(ev.log_items)
+            self._flush_moves_soon()
+        if not ev.items:
+            return
+        self._flush_soon()
+        wake = []
         for item in ev.items:
             reg_id, seq = item[0], item[1]
             slot = self.slots.get(reg_id)
@@ -295,11 +373,93 @@ class Hub:
         for reg_id in wake:
             self._spawn(self._pump(reg_id))
 
+    def _on_log_ack(self, items: tuple[tuple[str, int, str], ...]) -> None:
+        """Acks of log broadcasts: count each once and note the cursor move (flushed with acks)."""
+        slots = self.slots
+        for reg_id, offset, msg_id in items:
+            slot = slots.get(reg_id)
+            if slot is None:
+                continue
+            sent = slot.log_inflight.get(offset)
+            if sent is None or sent[1].msg_id != msg_id:  # repeated, late or foreign: nothing
+                continue
+            del slot.log_inflight[offset]
+            cursor = slot.log_cursor()
+            self._moves[reg_id] = (slot.app_id, cursor)
+            if offset <= cursor and not slot.log_acked:  # in order: the common case
+                self._log_delivered.append((reg_id, offset, msg_id))
+            else:
+                if slot.log_acked is None:
+                    slot.log_acked = []
+                slot.log_acked.append((offset, msg_id))
+                self._log_passed(slot)
+            if reg_id in self._log_wait and len(slot.log_inflight) < self.window:
+                self._log_wait.discard(reg_id)
+                self._spawn(self._fan_out_one(slot))
+
+    def _log_passed(self, slot: Slot) -> None:
+        """Note the slot's cursor move; count the acked entries it passes as delivered.
+
+        An entry counts when the durable cursor passes it, not when it is acked: an entry acked
+        before an older one comes again after a reconnect (the cursor stood before both) and
+        counts then, once.
+        """
+        cursor = slot.log_cursor()
+        self._moves[slot.reg_id] = (slot.app_id, cursor)
+        if slot.log_acked:
+            waiting = []
+            for offset, msg_id in slot.log_acked:
+                if offset <= cursor:
+                    self._log_delivered.append((slot.reg_id, offset, msg_id))
+                else:
+                    waiting.append((offset, msg_id))
+            slot.log_acked = waiting or None
+
     async def _flush_acks(self) -> None:
+        self._flush_due = False
+        if self._moves_due is not None:
+            self._moves_due.cancel()
+            self._moves_due = None
         acks, self._acks = self._acks, {}
+        moves, self._moves = self._moves, {}
+        delivered, self._log_delivered = self._log_delivered, []
+        if not acks and not moves:
+            return
+        done = asyncio.ensure_future(self._write_acks(acks, moves, delivered))
+        self._flushing[done] = moves
+        try:
+            await done
+        finally:
+            del self._flushing[done]
+
+    async def _write_acks(
+        self,
+        acks: dict[Store, list[tuple[str, int, str]]],
+        moves: dict[str, tuple[str, int]],
+        delivered: list[tuple[str, int, str]],
+    ) -> None:
         for store, items in acks.items():
             await store.ack(items)
             self.stats["acked"] += len(items)
+        if not moves:
+            return
+        by_store: dict[Store, tuple[dict[str, int], list[tuple[str, int, str]]]] = {}
+        for reg_id, (app_id, cursor) in moves.items():
+            by_store.setdefault(self._store(app_id), ({}, []))[0][reg_id] = cursor
+        for item in delivered:  # each acked entry's device has its cursor move in ``moves``
+            by_store[self._store(moves[item[0]][0])][1].append(item)
+        for store, (store_moves, store_delivered) in by_store.items():
+            await store.ack_log(store_moves, store_delivered)
+            self.stats["acked"] += len(store_delivered)
+
+    async def _settle_moves(self, reg_id: str) -> None:
+        """Wait until the device's cursor moves noted so far are committed (only a device that
+        was connected here before has any)."""
+        if reg_id in self._moves:
+            await self._flush_acks()
+        writes = [done for done, moved in self._flushing.items() if reg_id in moved]
+        if writes:
+            await asyncio.gather(*writes, return_exceptions=True)
 
     # delivery
 
@@ -341,7 +501,7 @@ class Hub:
                     self._spawn(self._pump(reg_id))
         elif isinstance(event, LogAppended):
             if event.app_id in self.by_app:
-                if not self._catch_up_apps:
+                if not self._catch_up_apps and not self._catching_up:
                     asyncio.get_running_loop().call_soon(
                         lambda: self._spawn(self._catch_up_connected())
                     )
@@ -363,22 +523,144 @@ class Hub:
     async def _catch_up_connected(self) -> None:
         """Bring every connected device of the apps whose log grew up to date, in chunks.
 
-        The next chunk is committed by the store while this one is being sent, so a broadcast
-        to many devices starts arriving after the first chunk, not after all of them.
+        Devices in log mode get the new broadcasts from the log (:meth:`_fan_out`), the others
+        through their inboxes (:meth:`_deliver_new`). The next chunk is committed by the store
+        while this one is being sent, so a broadcast to many devices starts arriving after the
+        first chunk, not after all of them. One pass at a time: broadcasts that arrive meanwhile
+        are taken by the next pass.
         """
-        apps, self._catch_up_apps = self._catch_up_apps, set()
-        for app_id in apps:
-            regs = list(self.by_app.get(app_id, ()))
-            chunks = [regs[i : i + CATCH_UP_CHUNK] for i in range(0, len(regs), CATCH_UP_CHUNK)]
-            if not chunks:
+        if self._catching_up:
+            return
+        self._catching_up = True
+        try:
+            while self._catch_up_apps:
+                apps, self._catch_up_apps = self._catch_up_apps, set()
+                for app_id in apps:
+                    await self._catch_up_app(app_id)
+        finally:
+            self._catching_up = False
+
+    async def _catch_up_app(self, app_id: str) -> None:
+        live: list[Slot] = []
+        other: list[Slot] = []
+        for reg_id in self.by_app.get(app_id, ()):
+            slot = self.slots.get(reg_id)
+            if slot is not None:
+                (live if slot.log_at >= 0 else other).append(slot)
+        chunks = [live[i : i + FAN_OUT_CHUNK] for i in range(0, len(live), FAN_OUT_CHUNK)]
+        chunks += [other[i : i + CATCH_UP_CHUNK] for i in range(0, len(other), CATCH_UP_CHUNK)]
+        if not chunks:
+            return
+        ahead = asyncio.ensure_future(self._catch_up_chunk(app_id, chunks[0]))
+        for i in range(len(chunks)):
+            await ahead
+            if i + 1 < len(chunks):
+                ahead = asyncio.ensure_future(self._catch_up_chunk(app_id, chunks[i + 1]))
+
+    async def _catch_up_chunk(self, app_id: str, slots: list[Slot]) -> None:
+        """Devices in log mode get the new broadcasts from the log, the others (and those still
+        being caught up on registration) through their inboxes; decided now, not earlier."""
+        live: list[Slot] = []
+        inbox: list[Slot] = []
+        for slot in slots:
+            if self.slots.get(slot.reg_id) is not slot or slot.link.closed:
                 continue
+            if slot.log_ok and slot.catching:
+                self._log_wait.add(slot.reg_id)  # its registration catches it up, then a fan-out
+            elif slot.log_at < 0 or slot.catching:
+                inbox.append(slot)
+            elif slot.fanning or len(slot.log_inflight) >= self.window:
+                self._log_wait.add(slot.reg_id)  # fanned out again when that ends
+            else:
+                live.append(slot)
+        if live and inbox:
+            await asyncio.gather(self._fan_out(app_id, live), self._inbox_catch_up(app_id, inbox))
+        elif live:
+            await self._fan_out(app_id, live)
+        elif inbox:
+            await self._inbox_catch_up(app_id, inbox)
+
+    async def _register_catch_up(self, app_id: str, slot: Slot) -> None:
+        """Catch a device that just registered up through its inbox; it is in log mode after
+        that if it asked for it. Nothing else catches it up or fans out to it meanwhile."""
+        slot.catching += 1
+        try:
+            # an earlier connection's acks first: its cursor moves decide what comes again
+            await self._settle_moves(slot.reg_id)
+            head, new = await self._store(app_id).catch_up_to(app_id, [slot.reg_id])
+        finally:
+            slot.catching -= 1
+        self._caught_up([slot], head, new)
+
+    async def _inbox_catch_up(self, app_id: str, slots: list[Slot]) -> None:
+        """Copy what devices that do not take broadcasts from the log missed into their inboxes,
+        and send it."""
+        for slot in slots:
+            slot.catching += 1
+        try:
             store = self._store(app_id)
-            ahead = asyncio.ensure_future(store.catch_up(app_id, chunks[0]))
-            for i in range(len(chunks)):
-                new = await ahead
-                if i + 1 < len(chunks):
-                    ahead = asyncio.ensure_future(store.catch_up(app_id, chunks[i + 1]))
-                self._deliver_new(new)
+            head, new = await store.catch_up_to(app_id, [s.reg_id for s in slots])
+        finally:
+            for slot in slots:
+                slot.catching -= 1
+        self._caught_up(slots, head, new)
+
+    def _caught_up(self, slots: list[Slot], head: int, new: dict[str, list[Delivery]]) -> None:
+        for slot in slots:
+            slot.caught = max(slot.caught, head)
+            if slot.log_ok and not slot.catching and slot.log_at < 0:
+                slot.log_at = slot.caught  # log mode: its cursor stands at the head
+                if slot.reg_id in self._log_wait:  # a broadcast came meanwhile
+                    self._log_wait.discard(slot.reg_id)
+                    self._spawn(self._fan_out_one(slot))
+        self._deliver_new(new)
+
+    async def _fan_out_one(self, slot: Slot) -> None:
+        if self.slots.get(slot.reg_id) is not slot or slot.log_at < 0:
+            return
+        if slot.fanning:
+            self._log_wait.add(slot.reg_id)  # the running fan-out goes again when it ends
+            return
+        await self._fan_out(slot.app_id, [slot])
+
+    async def _fan_out(self, app_id: str, slots: list[Slot]) -> None:
+        """Send the devices (in log mode) the log broadcasts past where each stands."""
+        for slot in slots:
+            slot.fanning = True
+        try:
+            positions = {s.reg_id: s.log_at for s in slots}
+            head, new = await self._store(app_id).log_fanout(app_id, positions)
+        finally:
+            for slot in slots:
+                slot.fanning = False
+        now = time.monotonic()
+        sent = 0
+        again = []
+        for slot in slots:
+            reg_id = slot.reg_id
+            if self.slots.get(reg_id) is not slot or slot.link.closed:
+                continue
+            entries = new.get(reg_id)
+            advanced = head > slot.log_at
+            if advanced:
+                slot.log_at = head  # everything up to head was sent or is not for this device
+            if entries:
+                session = slot.link.session
+                for entry in entries:
+                    session.deliver_log(reg_id, entry)
+                    slot.log_inflight[entry.offset] = (now, entry)
+                slot.link.flush()
+                sent += len(entries)
+            elif advanced and not slot.log_inflight:
+                self._moves[reg_id] = (app_id, slot.log_at)  # skipped: the cursor may pass them
+            if reg_id in self._log_wait and len(slot.log_inflight) < self.window:
+                self._log_wait.discard(reg_id)
+                again.append(slot)
+        self.stats["sent"] += sent
+        if self._moves:
+            self._flush_moves_soon()
+        for slot in again:
+            self._spawn(self._fan_out_one(slot))
 
     def _deliver_new(self, new: dict[str, list[Delivery]]) -> None:
         """Send freshly committed entries straight away when they fit; else let the pump read."""
@@ -436,6 +718,8 @@ class Hub:
 
     def _redeliver(self, now: float, now_ms: int) -> None:
         for slot in list(self.slots.values()):
+            if slot.log_inflight and not slot.link.closed:
+                self._redeliver_log(slot, now, now_ms)
             if not slot.inflight or slot.link.closed:
                 continue
             resent = False
@@ -451,3 +735,20 @@ class Hub:
                 slot.link.flush()
             if len(slot.inflight) < self.window:
                 self._spawn(self._pump(slot.reg_id))
+
+    def _redeliver_log(self, slot: Slot, now: float, now_ms: int) -> None:
+        resent = False
+        for offset, (sent_at, entry) in list(slot.log_inflight.items()):
+            if entry.expires_at <= now_ms:
+                del slot.log_inflight[offset]  # expired: never delivered, the cursor passes it
+                self._log_passed(slot)
+            elif now - sent_at >= self.ack_timeout:
+                slot.link.session.deliver_log(slot.reg_id, entry)
+                slot.log_inflight[offset] = (now, entry)
+                resent = True
+                self.stats["redelivered"] += 1
+        if resent:
+            slot.link.flush()
+        if slot.reg_id in self._log_wait and len(slot.log_inflight) < self.window:
+            self._log_wait.discard(slot.reg_id)
+            self._spawn(self._fan_out_one(slot))

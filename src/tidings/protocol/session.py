@@ -16,8 +16,10 @@ import enum
 import json
 from typing import Any
 
+import orjson
+
 from tidings.core.limits import check_command_arg
-from tidings.core.models import Delivery, DeviceInfo
+from tidings.core.models import Delivery, DeviceInfo, LogEntry
 from tidings.protocol import codes
 
 MAX_ERRORS = 20  # bad frames tolerated on one connection before it is closed
@@ -55,6 +57,7 @@ class AppRegister:
     app_key: str
     package: str
     info: DeviceInfo
+    log: bool = False  # the device takes broadcasts from the app log ("features": ["log"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,9 +76,10 @@ class AppCommand:
     arg: str
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)  # not frozen: one per ack frame, frozen costs ~0.25 µs more
 class Acked:
     items: tuple[tuple[str, int, str], ...]  # (reg_id, seq, msg_id or "" for resync)
+    log_items: tuple[tuple[str, int, str], ...] = ()  # (reg_id, log offset, msg_id)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +143,7 @@ class DeviceSession:
         if self.state is State.CLOSED:
             return []
         try:
-            obj = json.loads(text)
+            obj = orjson.loads(text)  # ~4× json.loads on an ack frame; stricter (no NaN)
         except ValueError:
             self._error(codes.BAD_FRAME, "frame is not JSON")
             return []
@@ -200,20 +204,19 @@ class DeviceSession:
             )
         )
 
-    def register_ok(self, req: str, app_id: str, reg_id: str) -> None:
+    def register_ok(self, req: str, app_id: str, reg_id: str, log: bool = False) -> None:
         self.apps[reg_id] = app_id
-        self._out.append(
-            _dump(
-                {
-                    "messageType": "app_register",
-                    "req": req,
-                    "status": 200,
-                    "code": 0,
-                    "app_id": app_id,
-                    "reg_id": reg_id,
-                }
-            )
-        )
+        frame: dict[str, Any] = {
+            "messageType": "app_register",
+            "req": req,
+            "status": 200,
+            "code": 0,
+            "app_id": app_id,
+            "reg_id": reg_id,
+        }
+        if log:
+            frame["features"] = ["log"]
+        self._out.append(_dump(frame))
 
     def register_failed(self, req: str, app_id: str, code: int, reason: str) -> None:
         self._out.append(
@@ -282,6 +285,9 @@ class DeviceSession:
     def deliver(self, d: Delivery) -> None:
         self._out.append(delivery_frame(d))
 
+    def deliver_log(self, reg_id: str, entry: LogEntry) -> None:
+        self._out.append(log_frame(reg_id, entry))
+
     def revoke(self, reg_id: str, notify_id: int) -> None:
         """Tell the device to take down the notification shown in slot ``notify_id``.
 
@@ -347,6 +353,11 @@ class DeviceSession:
                 consent_version=_str(consent, "version", 64, required=False) or None,
                 consent_at=agreed_at,
             )
+            features = obj.get("features") or []
+            if not isinstance(features, list) or len(features) > 16:
+                raise _BadFrame(codes.BAD_FRAME, "features must be a list of at most 16 strings")
+            if not all(isinstance(f, str) for f in features):
+                raise _BadFrame(codes.BAD_FRAME, "features must be a list of at most 16 strings")
             if len(self.apps) >= MAX_APPS:
                 raise _BadFrame(codes.TOO_MANY_APPS, "too many apps on one connection")
             return [
@@ -356,6 +367,7 @@ class DeviceSession:
                     _str(obj, "app_key", 128),
                     _str(obj, "package", 256),
                     info,
+                    "log" in features,  # unknown features are ignored
                 )
             ]
         except _BadFrame as bad:
@@ -400,19 +412,27 @@ class DeviceSession:
         if not isinstance(updates, list) or len(updates) > MAX_ACKS:
             raise _BadFrame(codes.BAD_FRAME, f"updates must be a list of at most {MAX_ACKS}")
         items = []
+        logs = []
         for u in updates:
             if not isinstance(u, dict):
                 raise _BadFrame(codes.BAD_FRAME, "each update must be an object")
-            reg_id, seq, msg_id = u.get("reg_id"), u.get("seq"), u.get("id", "")
+            reg_id, msg_id = u.get("reg_id"), u.get("id", "")
             if reg_id not in self.apps:
                 raise _BadFrame(codes.NOT_REGISTERED, "ack for a reg_id not registered here")
-            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-                raise _BadFrame(codes.BAD_FRAME, "seq must be a non-negative integer")
             if not isinstance(msg_id, str):
                 raise _BadFrame(codes.BAD_FRAME, "id must be a string")
+            offset = u.get("log")
+            if offset is not None:  # a broadcast sent from the app log
+                if not isinstance(offset, int) or isinstance(offset, bool) or offset <= 0:
+                    raise _BadFrame(codes.BAD_FRAME, "log must be a positive integer")
+                logs.append((str(reg_id), offset, msg_id))
+                continue
+            seq = u.get("seq")
+            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+                raise _BadFrame(codes.BAD_FRAME, "seq must be a non-negative integer")
             if seq > 0:  # seq 0 marks an unstored (TTL 0) message: nothing to ack
                 items.append((str(reg_id), seq, msg_id))
-        return [Acked(tuple(items))] if items else []
+        return [Acked(tuple(items), tuple(logs))] if items or logs else []
 
     def _on_click(self, obj: dict[str, Any]) -> list[Event]:
         reg_id, app_id = self._registered(obj, None)
@@ -435,6 +455,14 @@ def delivery_frame(d: Delivery) -> str:
     return (
         f'{{"messageType":"notification","reg_id":"{d.reg_id}","seq":{d.seq},'
         f'"id":"{d.msg_id}","message":{d.body}}}'
+    )
+
+
+def log_frame(reg_id: str, entry: LogEntry) -> str:
+    """The frame for a broadcast sent from the app log: ``log`` (its offset) instead of ``seq``."""
+    return (
+        f'{{"messageType":"notification","reg_id":"{reg_id}","log":{entry.offset},'
+        f'"id":"{entry.msg_id}","message":{entry.body}}}'
     )
 
 

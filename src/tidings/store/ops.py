@@ -187,7 +187,7 @@ def unregister_device(tx: Tx, reg_id: str, now: int = 0) -> bool:
         aliases = [r[0] for r in tx.all("SELECT alias FROM aliases WHERE reg_id = ?", (reg_id,))]
         ops_feedback.record_invalid(tx, row[0], ops_feedback.REGID, [reg_id], now)
         ops_feedback.record_invalid(tx, row[0], ops_feedback.ALIAS, aliases, now)
-    for table in ("aliases", "topic_subs", "inbox"):
+    for table in ("aliases", "topic_subs", "inbox", "log_acks"):
         tx.execute(f"DELETE FROM {table} WHERE reg_id = ?", (reg_id,))
     tx.execute("DELETE FROM devices WHERE reg_id = ?", (reg_id,))
     return tx.rowcount() > 0
@@ -203,6 +203,7 @@ def get_device(tx: Tx, reg_id: str) -> Device | None:
         return None
     aliases = tuple(r[0] for r in tx.all("SELECT alias FROM aliases WHERE reg_id = ?", (reg_id,)))
     topics = tuple(r[0] for r in tx.all("SELECT topic FROM topic_subs WHERE reg_id = ?", (reg_id,)))
+    acked = tx.one("SELECT log_cursor FROM log_acks WHERE reg_id = ?", (reg_id,))
     info = DeviceInfo(*row[4:11])
     return Device(
         reg_id=row[0],
@@ -211,7 +212,7 @@ def get_device(tx: Tx, reg_id: str) -> Device | None:
         account=row[3],
         info=info,
         last_seq=row[11],
-        log_cursor=row[12],
+        log_cursor=max(int(row[12]), int(acked[0]) if acked else 0),
         dropped=row[13],
         aliases=tuple(sorted(aliases)),
         topics=tuple(sorted(topics)),
@@ -259,11 +260,10 @@ def unsubscribe(tx: Tx, app_id: str, reg_ids: Sequence[str], topic: str) -> None
 def known_regids(tx: Tx, app_id: str, reg_ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for part in _chunks(list(dict.fromkeys(reg_ids))):
-        rows = tx.all(
-            f"SELECT reg_id FROM devices WHERE app_id = ? AND reg_id IN ({_marks(len(part))})",
-            (app_id, *part),
+        rows = tx.all(  # by primary key only (see ops_delivery.catch_up)
+            f"SELECT reg_id, app_id FROM devices WHERE reg_id IN ({_marks(len(part))})", part
         )
-        found.update(r[0] for r in rows)
+        found.update(r[0] for r in rows if r[1] == app_id)
     return found
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from tidings.core.models import (
     Delivery,
     DeviceInfo,
+    LogEntry,
     Message,
     Notification,
     TargetKind,
@@ -45,34 +46,117 @@ def catch_up(
 
     Returns the new inbox entries per device, ready to send (an empty list: new entries, but
     read them from the inbox, the backlog cap dropped some). Runs when a device connects and,
-    for connected devices, when the log grows: a broadcast costs O(1) writes at send time and one
-    row per device only for devices that actually come to fetch it. Done in batches: a few
-    statements per 500 devices, not per device. With ``quotas`` (the active per-device daily
-    quotas), devices at their quota for a message's category are left out of it (receipt 128).
+    for connected devices that do not take broadcasts from the log (:func:`log_fanout`), when
+    the log grows: a broadcast costs O(1) writes at send time and one row per device only for
+    devices that actually come to fetch it. Done in batches: a few statements per 500 devices,
+    not per device. With ``quotas`` (the active per-device daily quotas), devices at their quota
+    for a message's category are left out of it (receipt 128).
     """
+    return catch_up_to(tx, app_id, reg_ids, now, cap, quotas)[1]
+
+
+def catch_up_to(
+    tx: Tx,
+    app_id: str,
+    reg_ids: Sequence[str],
+    now: int,
+    cap: int,
+    quotas: Mapping[str, int] | None = None,
+) -> tuple[int, dict[str, list[Delivery]]]:
+    """:func:`catch_up`, and the log head the devices' cursors now stand at (0: unknown app)."""
     head_row = tx.one("SELECT log_head FROM apps WHERE app_id = ?", (app_id,))
     if head_row is None:
-        return {}
+        return 0, {}
     head = int(head_row[0])
     devices: dict[str, tuple[int, int]] = {}  # reg_id -> (log_cursor, last_seq)
     for part in _chunks(sorted(set(reg_ids))):
+        # by primary key only: with app_id in the WHERE clause SQLite picks the (app_id, account)
+        # index for long IN lists and walks every device of the app once per chunk
         rows = tx.all(
-            "SELECT reg_id, log_cursor, last_seq FROM devices WHERE app_id = ? AND log_cursor < ?"
-            f" AND reg_id IN ({_marks(len(part))}) ORDER BY reg_id{tx.lock_rows}",
-            (app_id, head, *part),
+            "SELECT reg_id, app_id, log_cursor, last_seq FROM devices"
+            f" WHERE reg_id IN ({_marks(len(part))}) ORDER BY reg_id{tx.lock_rows}",
+            part,
         )
-        devices.update((r[0], (int(r[1]), int(r[2]))) for r in rows)
+        found = {r[0]: (int(r[2]), int(r[3])) for r in rows if r[1] == app_id}
+        if found:  # cursors moved by acks of broadcasts sent from the log (ack_log)
+            acked = tx.all(
+                f"SELECT reg_id, log_cursor FROM log_acks WHERE reg_id IN ({_marks(len(found))})",
+                list(found),
+            )
+            for reg_id, cursor in acked:
+                if int(cursor) > found[reg_id][0]:
+                    found[reg_id] = (int(cursor), found[reg_id][1])
+        devices.update((r, v) for r, v in found.items() if v[0] < head)
     if not devices:
-        return {}
-    low = min(cursor for cursor, _ in devices.values())
+        return head, {}
+    chosen = _select(tx, app_id, {r: c for r, (c, _) in devices.items()}, head, now, quotas)
+    out: dict[str, list[Delivery]] = {}
+    updates: list[tuple[int, int, str]] = []
+    rows_in: list[tuple[str, int, str, int]] = []
+    for reg_id, (_, last_seq) in devices.items():
+        seq = last_seq
+        entries = chosen.get(reg_id)
+        if entries:
+            got = []
+            for e in entries:
+                seq += 1
+                got.append(Delivery(reg_id, seq, e.msg_id, e.body, e.expires_at))
+                rows_in.append((reg_id, seq, e.msg_id, e.expires_at))
+            out[reg_id] = got
+        updates.append((head, seq, reg_id))
+    tx.many("UPDATE devices SET log_cursor = ?, last_seq = ? WHERE reg_id = ?", updates)
+    tx.many("INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, ?, ?)", rows_in)
+    for reg_id in _over_cap(tx, out, cap):
+        _enforce_cap(tx, reg_id, cap)
+        out[reg_id] = []  # changed, but read it from the inbox: entries were dropped
+    return head, out
+
+
+def log_fanout(
+    tx: Tx,
+    app_id: str,
+    cursors: Mapping[str, int],
+    now: int,
+    quotas: Mapping[str, int] | None = None,
+) -> tuple[int, dict[str, list[LogEntry]]]:
+    """The log messages past each device's cursor that it is to get, to send from memory.
+
+    For connected devices that are up to date with the log: ``cursors`` are where the gateway
+    stands with each (it may be ahead of ``devices.log_cursor``, which moves only when the device
+    acks, :func:`ack_log`). Nothing is written per device: no inbox row, no cursor move. The same
+    checks as :func:`catch_up` choose the messages (topics, consent, device filters, quotas) and
+    the same counters and receipts record the choice. Returns the log head evaluated up to.
+    """
+    head_row = tx.one("SELECT log_head FROM apps WHERE app_id = ?", (app_id,))
+    if head_row is None:
+        return 0, {}
+    head = int(head_row[0])
+    behind = {r: c for r, c in cursors.items() if c < head}
+    if not behind:
+        return head, {}
+    return head, _select(tx, app_id, behind, head, now, quotas)
+
+
+def _select(
+    tx: Tx,
+    app_id: str,
+    cursors: Mapping[str, int],
+    head: int,
+    now: int,
+    quotas: Mapping[str, int] | None,
+) -> dict[str, list[LogEntry]]:
+    """Per device, the unexpired log messages in (its cursor, head] it is to get, in log order.
+
+    Messages a device is left out of are counted (no consent, device filters: receipts too;
+    quota: receipt 128); those it gets count as copies (``resolved``, ``broadcast_recipients``).
+    """
+    low = min(cursors.values())
     entries = [
         (
-            msg_id,
-            int(offset),
+            LogEntry(int(offset), msg_id, body, int(expires)),
             TargetKind(kind),
             tuple(json.loads(topics)) if topics else (),
             TopicOp(op),
-            int(expires),
             body,
             int(created),
         )
@@ -83,28 +167,31 @@ def catch_up(
             (app_id, low, head, now),
         )
     ]
-    at_quota = _broadcast_quotas(tx, app_id, entries, list(devices), quotas) if quotas else {}
+    if not entries:
+        return {}
+    reg_ids = list(cursors)
+    at_quota = _broadcast_quotas(tx, app_id, entries, reg_ids, quotas) if quotas else {}
     over_hit: dict[str, dict[str, int]] = {}
-    wanted_topics = sorted({t for e in entries for t in e[3]})
-    subscribed = _subscriptions(tx, app_id, list(devices), wanted_topics) if wanted_topics else {}
-    _, unconsented_list = privacy_ops.consent_filter(tx, app_id, sorted(devices))
+    wanted_topics = sorted({t for e in entries for t in e[2]})
+    subscribed = _subscriptions(tx, app_id, reg_ids, wanted_topics) if wanted_topics else {}
+    _, unconsented_list = privacy_ops.consent_filter(tx, app_id, sorted(reg_ids))
     unconsented = set(unconsented_list)
     filtered: dict[str, int] = {}
     filters = ops_filters.log_filters(tx, app_id, low, head, now)
-    infos = ops_filters.device_infos(tx, list(devices)) if filters else {}
+    infos = ops_filters.device_infos(tx, reg_ids) if filters else {}
     unmatched: dict[str, list[str]] = {}
     copies: collections.Counter[str] = collections.Counter()
-    out: dict[str, list[Delivery]] = {}
-    updates: list[tuple[int, int, str]] = []
-    rows_in: list[tuple[str, int, str, int]] = []
+    out: dict[str, list[LogEntry]] = {}
     no_topics: set[str] = set()
-    for reg_id, (cursor, last_seq) in devices.items():
+    for reg_id, cursor in cursors.items():
         mine = subscribed.get(reg_id, no_topics)
         info = infos.get(reg_id, DeviceInfo()) if filters else None
-        seq = last_seq
         got = []
-        for msg_id, offset, kind, topics, op, expires, body, _ in entries:
-            if offset > cursor and (kind is TargetKind.ALL or matches(kind, topics, op, mine)):
+        for entry, kind, topics, op, _, _ in entries:
+            if entry.offset > cursor and (
+                kind is TargetKind.ALL or matches(kind, topics, op, mine)
+            ):
+                msg_id = entry.msg_id
                 if reg_id in unconsented:  # skipped for good, but counted
                     filtered[msg_id] = filtered.get(msg_id, 0) + 1
                     continue
@@ -116,15 +203,10 @@ def catch_up(
                 if over is not None and reg_id in over[0]:  # at its daily quota: left out
                     over_hit.setdefault(msg_id, {})[reg_id] = over[0][reg_id]
                     continue
-                seq += 1
                 copies[msg_id] += 1
-                got.append(Delivery(reg_id, seq, msg_id, body, expires))
-                rows_in.append((reg_id, seq, msg_id, expires))
-        updates.append((head, seq, reg_id))
+                got.append(entry)
         if got:
             out[reg_id] = got
-    tx.many("UPDATE devices SET log_cursor = ?, last_seq = ? WHERE reg_id = ?", updates)
-    tx.many("INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, ?, ?)", rows_in)
     privacy_ops.count_stat(tx, filtered, app_id, "filtered_consent")
     if copies or unmatched:
         ops_stats.record_copies(tx, app_id, copies, now, unmatched)
@@ -132,9 +214,6 @@ def catch_up(
         _, quota, message = at_quota[msg_id]
         privacy_ops.count_stat(tx, {msg_id: len(hit)}, app_id, "over_quota")
         _left_out_receipts(tx, message, [], hit, quota)
-    for reg_id in _over_cap(tx, out, cap):
-        _enforce_cap(tx, reg_id, cap)
-        out[reg_id] = []  # changed, but read it from the inbox: entries were dropped
     return out
 
 
@@ -148,13 +227,20 @@ def _broadcast_quotas(
     """For each log message under a quota: the devices at their quota today, the quota and the
     message (for its receipts)."""
     out: dict[str, tuple[dict[str, int], int, Message]] = {}
-    for msg_id, _, kind, topics, op, expires, body, created in entries:
+    for entry, kind, topics, op, body, created in entries:
         message = Message(
-            msg_id, app_id, kind, Notification.from_json(body), created, expires, topics, op
+            entry.msg_id,
+            app_id,
+            kind,
+            Notification.from_json(body),
+            created,
+            entry.expires_at,
+            topics,
+            op,
         )
         over, quota = over_quota(tx, message, reg_ids, quotas)
         if over:
-            out[msg_id] = (over, quota, message)
+            out[entry.msg_id] = (over, quota, message)
     return out
 
 
@@ -218,6 +304,47 @@ def ack(
     if delivered:
         ops_stats.record_delivered(tx, delivered, now, per_device)
     return len(acks)
+
+
+def ack_log(
+    tx: Tx,
+    moves: Mapping[str, int],
+    delivered: Sequence[tuple[str, int, str]],
+    now: int = 0,
+    per_device: bool = False,
+) -> None:
+    """Devices acked broadcasts sent from the log (:func:`log_fanout`): move each one's cursor to
+    the given offset (never back) and count the acked messages the move passes as delivered
+    ((reg_id, offset, msg_id)), in one transaction: a crash before it commits means redelivery,
+    not a loss. A message counts only if this move passes it: one the cursor had already passed
+    (a catch-up copied it into the inbox meanwhile) counts when that copy is acked. The moves go
+    to the narrow ``log_acks`` table; a device's cursor is the larger of the two.
+    """
+    by_cursor: dict[int, list[str]] = {}
+    for reg_id, cursor in moves.items():
+        by_cursor.setdefault(cursor, []).append(reg_id)
+    moved: set[str] = set()
+    for cursor, reg_ids in sorted(by_cursor.items()):
+        for part in _chunks(sorted(reg_ids)):
+            # only devices that still exist, and whose inbox cursor a catch-up has not moved
+            # past this meanwhile (then the inbox copies count when they are acked)
+            rows = tx.all(
+                "INSERT INTO log_acks (reg_id, log_cursor) SELECT reg_id, ? FROM devices"
+                f" WHERE reg_id IN ({_marks(len(part))}) AND log_cursor < ?"
+                " ON CONFLICT (reg_id) DO UPDATE SET log_cursor = excluded.log_cursor"
+                " WHERE log_acks.log_cursor < excluded.log_cursor RETURNING reg_id",
+                (cursor, *part, cursor),
+            )
+            moved.update(r[0] for r in rows)
+    # A device whose cursor moved here had it at an earlier move of this gateway (which passed
+    # only older entries) or where it registered (before anything was sent from the log): every
+    # entry it passes now counts here, once.
+    passed: dict[str, list[str]] = {}
+    for reg_id, offset, msg_id in delivered:
+        if reg_id in moved and offset <= moves[reg_id]:
+            passed.setdefault(msg_id, []).append(reg_id)
+    if passed:
+        ops_stats.record_delivered(tx, passed, now, per_device)
 
 
 def topic_members(

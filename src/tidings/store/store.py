@@ -20,6 +20,7 @@ from tidings.core.models import (
     Device,
     DeviceInfo,
     FiredJob,
+    LogEntry,
     Message,
     MessageStats,
     NewApp,
@@ -188,6 +189,39 @@ class Store:
             self.clock.now_ms(),
             self.backlog_cap,
             quotas,
+        )
+
+    async def catch_up_to(
+        self, app_id: str, reg_ids: Sequence[str]
+    ) -> tuple[int, dict[str, list[Delivery]]]:
+        """:meth:`catch_up`, and the log head the devices' cursors now stand at."""
+        quotas = await self._quotas()
+        return await self.engine.write(
+            ops_delivery.catch_up_to,
+            app_id,
+            list(reg_ids),
+            self.clock.now_ms(),
+            self.backlog_cap,
+            quotas,
+        )
+
+    async def log_fanout(
+        self, app_id: str, cursors: Mapping[str, int]
+    ) -> tuple[int, dict[str, list[LogEntry]]]:
+        """The log messages each connected, up-to-date device is to get past where the gateway
+        stands with it (``cursors``); counted, but nothing stored per device."""
+        quotas = await self._quotas()
+        return await self.engine.write(
+            ops_delivery.log_fanout, app_id, dict(cursors), self.clock.now_ms(), quotas
+        )
+
+    async def ack_log(
+        self, moves: Mapping[str, int], delivered: Sequence[tuple[str, int, str]]
+    ) -> None:
+        """Acked log broadcasts: move the devices' cursors, count the deliveries they pass."""
+        per_device = (await self.limits()).counting
+        await self.engine.write(
+            ops_delivery.ack_log, dict(moves), list(delivered), self.clock.now_ms(), per_device
         )
 
     async def pending(self, reg_id: str, after_seq: int = 0, limit: int = 100) -> list[Delivery]:
