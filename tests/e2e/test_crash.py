@@ -14,9 +14,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from tests.e2e.helpers import Phone
 from tidings.core.models import App, NewApp
@@ -189,3 +191,57 @@ async def test_kill_9_loses_no_accepted_message(
         assert len(p.ids()) == len(set(p.ids()))  # the SDK let no duplicate through
         await p.stop()
     assert os.path.exists(sqlite_path(server.data_dir, "ROW"))
+
+
+async def test_kill_9_with_log_broadcasts_unacked_comes_again(server: Server) -> None:
+    """Broadcasts sent from the log to a connected device: what it had not acked when the server
+    was killed comes again after the restart; what it acked (and was written) does not."""
+    server.start()
+    app = create_app(server.data_dir)
+
+    async def register(ws: Any, uaid: str | None) -> tuple[str, str]:
+        await ws.send(json.dumps({"messageType": "hello", **({"uaid": uaid} if uaid else {})}))
+        got_uaid = json.loads(await ws.recv())["uaid"]
+        frame = {
+            "messageType": "app_register",
+            "req": "1",
+            "app_id": app.app.app_id,
+            "app_key": app.app_key,
+            "package": app.app.package,
+            "features": ["log"],
+        }
+        await ws.send(json.dumps(frame))
+        answer = json.loads(await ws.recv())
+        assert answer["features"] == ["log"]
+        return got_uaid, answer["reg_id"]
+
+    async with websockets.connect(server.gateway) as ws:
+        uaid, reg = await register(ws, None)
+        async with httpx.AsyncClient(
+            base_url=server.api, headers={"Authorization": f"key={app.app_secret}"}
+        ) as http:
+            ids = []
+            for i in range(3):
+                r = await http.post(
+                    "/v3/message/all",
+                    data={
+                        "restricted_package_name": app.app.package,
+                        "title": f"b{i}",
+                        "description": "d",
+                    },
+                )
+                ids.append(r.json()["data"]["id"])
+        got = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(3)]
+        assert [(g["id"], g["log"]) for g in got] == list(zip(ids, [1, 2, 3], strict=True))
+        update = {"reg_id": reg, "log": 1, "id": ids[0]}
+        await ws.send(json.dumps({"messageType": "ack", "updates": [update]}))
+        await asyncio.sleep(0.5)  # the cursor move is written within 0.1 s
+        server.kill()
+    server.start()
+    async with websockets.connect(server.gateway) as ws:
+        assert (await register(ws, uaid)) == (uaid, reg)
+        back = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(2)]
+        assert [b["id"] for b in back] == ids[1:]  # through the inbox now, with a seq
+        assert all(b["seq"] > 0 for b in back)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.recv(), 0.8)
