@@ -10,21 +10,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.helpers import Phone, RawDevice, running_node
-from tidings.client.sender import SenderClient
+from tests.e2e.test_delivery import send
 from tidings.clock import ManualClock
 from tidings.core.models import NewApp
 from tidings.node import Node
-
-
-async def send(node: Node, app: NewApp, target: str, to: Any = None, **kw: Any) -> str:
-    client = SenderClient(node.urls()["api"], app.app_secret, app.app.package)
-    try:
-        kw.setdefault("title", "t")
-        kw.setdefault("description", "d")
-        r = await asyncio.to_thread(client.send, target, to, **kw)
-    finally:
-        client.close()
-    return str(r["data"]["id"])
 
 
 async def cursor(node: Node, reg_id: str) -> int:
