@@ -67,6 +67,8 @@ def _connect(path: str, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA wal_autocheckpoint = 10000")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA secure_delete = ON")  # deleted data is overwritten, not left behind
+        # the writer touches every device row of a fan-out: keep them cached (grows as used)
+        conn.execute("PRAGMA cache_size = -65536")
     return conn
 
 
