@@ -48,8 +48,9 @@ class Gateway:
     async def _sweep(self) -> None:
         s = self.settings
         interval = max(0.05, min(s.ping_interval_s, s.hello_timeout_s, s.ping_timeout_s) / 4)
+        ping, drop, hello = s.ping_interval_s, s.ping_timeout_s, s.hello_timeout_s
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
-            for conn in list(self.connections):
-                conn.tick(now, s.ping_interval_s, s.ping_timeout_s, s.hello_timeout_s)
+            for conn in list(self.connections):  # read the settings once, not per connection
+                conn.tick(now, ping, drop, hello)
