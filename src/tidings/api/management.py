@@ -68,6 +68,18 @@ class Ctx:
     def param(self, name: str) -> str:
         return str(self.request.path_params[name])
 
+    def query_int(self, name: str, default: int, low: int, high: int) -> int:
+        """An integer query parameter clamped to ``low..high``; 400 ``invalid_field`` if not one."""
+        try:
+            value = int(self.request.query_params.get(name, str(default)))
+        except ValueError:
+            raise ManagementError(400, "invalid_field", f"{name} must be an integer") from None
+        return min(max(value, low), high)
+
+    def limit(self) -> int:
+        """The ``limit`` query parameter of a listing: 1..1000, default 100."""
+        return self.query_int("limit", 100, 1, 1000)
+
     def region_store(self, app: App) -> Store:
         """The store of ``app``'s region (409 ``region_not_served`` when not on this node)."""
         return self.api.residency.store(app.region)

@@ -97,11 +97,7 @@ async def terminate(ctx: Ctx) -> Response:
 
 async def audit_log(ctx: Ctx) -> Response:
     q = ctx.request.query_params
-    try:
-        since = int(q.get("since", "0"))
-        limit = min(max(int(q.get("limit", "100")), 1), 1000)
-    except ValueError:
-        raise ManagementError(400, "invalid_field", "since and limit must be integers") from None
+    since, limit = ctx.query_int("since", 0, -(2**63), 2**63 - 1), ctx.limit()
     if ctx.caller.role == Role.OPERATOR:
         who = q.get("developer_id") or None
     else:

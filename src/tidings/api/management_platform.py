@@ -6,7 +6,6 @@ from starlette.responses import Response
 
 from tidings.api.management import OPERATOR, Ctx, Field, Op, ok
 from tidings.compliance.accounts import actor_of
-from tidings.errors import ManagementError
 
 
 async def list_sdk_policies(ctx: Ctx) -> Response:
@@ -33,12 +32,8 @@ async def app_sdk_versions(ctx: Ctx) -> Response:
 
 
 async def misuse_signals(ctx: Ctx) -> Response:
-    q = ctx.request.query_params
-    try:
-        limit = min(max(int(q.get("limit", "100")), 1), 1000)
-    except ValueError:
-        raise ManagementError(400, "invalid_field", "limit must be an integer") from None
-    found = await ctx.api.store.accounts.misuse_signals(q.get("app_id") or None, limit)
+    app_id = ctx.request.query_params.get("app_id") or None
+    found = await ctx.api.store.accounts.misuse_signals(app_id, ctx.limit())
     return ok({"signals": found})
 
 

@@ -23,12 +23,8 @@ def _desk(ctx: Ctx) -> ReviewDesk:
 
 
 async def review_queue(ctx: Ctx) -> Response:
-    q = ctx.request.query_params
-    try:
-        limit = min(max(int(q.get("limit", "100")), 1), 1000)
-    except ValueError:
-        raise ManagementError(400, "invalid_field", "limit must be an integer") from None
-    items = await _desk(ctx).held_messages(q.get("app_id") or None, limit)
+    app_id = ctx.request.query_params.get("app_id") or None
+    items = await _desk(ctx).held_messages(app_id, ctx.limit())
     return ok({"held": [held_json(i) for i in items]})
 
 
