@@ -187,15 +187,7 @@ class Hub:
     def detach(self, link: Link) -> None:
         """The connection is gone: forget its slots; unacked messages stay in the store."""
         for reg_id in list(link.session.apps):
-            slot = self.slots.get(reg_id)
-            if slot is not None and slot.link is link:
-                del self.slots[reg_id]
-                self._log_wait.discard(reg_id)
-                members = self.by_app.get(slot.app_id)
-                if members is not None:
-                    members.discard(reg_id)
-                    if not members:
-                        del self.by_app[slot.app_id]
+            self.detach_one(reg_id, link)
 
     async def _on_event(self, link: Link, event: Event) -> None:
         if isinstance(event, Acked):
