@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from bench import machine
 from bench.server import Process
+from bench.wsclient import connect_many
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 TOPIC = "bench/all"
@@ -156,24 +157,18 @@ class MqttFleet:
 
     async def connect(self, n: int, parallel: int = 200, timeout: float = 120.0) -> float:
         """Connect ``n`` clients and subscribe each to the topic, ``parallel`` at a time."""
-        loop = asyncio.get_running_loop()
-        gate = asyncio.Semaphore(parallel)
-        started = time.monotonic()
-        deadline = started + timeout
         prefix = f"b{os.getpid()}-"
-
-        async def one(i: int) -> None:
-            async with gate:
-                sub = Subscriber(self, f"{prefix}{i}")
-                await loop.create_connection(lambda: sub, self.host, self.port)
-                await asyncio.wait_for(sub.ready, max(1.0, deadline - time.monotonic()))
-                self.devices.append(sub)
-
-        results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            raise RuntimeError(f"{len(failed)} of {n} subscribers failed: {failed[0]!r}")
-        return time.monotonic() - started
+        return await connect_many(
+            self.host,
+            self.port,
+            n,
+            lambda i: Subscriber(self, f"{prefix}{i}"),
+            lambda sub: sub.ready,
+            self.devices,
+            parallel,
+            timeout,
+            "subscribers failed",
+        )
 
     def close(self) -> None:
         for d in self.devices:

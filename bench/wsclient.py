@@ -13,7 +13,8 @@ import json
 import os
 import struct
 import time
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 SUBPROTOCOL = "push-notification"
 
@@ -126,23 +127,17 @@ class Fleet:
     ) -> float:
         """Connect and register ``n`` devices, ``parallel`` handshakes at a time (with the given
         uaids: devices coming back, which must get their old regIds)."""
-        loop = asyncio.get_running_loop()
-        gate = asyncio.Semaphore(parallel)
-        started = time.monotonic()
-        deadline = started + timeout
-
-        async def one(i: int) -> None:
-            async with gate:
-                dev = Device(self, uaids[i] if uaids else "")
-                await loop.create_connection(lambda: dev, self.host, self.port)
-                await asyncio.wait_for(dev.registered, max(1.0, deadline - time.monotonic()))
-                self.devices.append(dev)
-
-        results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            raise RuntimeError(f"{len(failed)} of {n} devices failed to register: {failed[0]!r}")
-        return time.monotonic() - started
+        return await connect_many(
+            self.host,
+            self.port,
+            n,
+            lambda i: Device(self, uaids[i] if uaids else ""),
+            lambda dev: dev.registered,
+            self.devices,
+            parallel,
+            timeout,
+            "devices failed to register",
+        )
 
     def close(self) -> None:
         for d in self.devices:
@@ -306,3 +301,38 @@ class Device(asyncio.Protocol):
                     "updates": [{"reg_id": self.reg_id, key: seq, "id": msg_id}],
                 }
             )
+
+
+P = TypeVar("P", bound=asyncio.Protocol)
+
+
+async def connect_many(
+    host: str,
+    port: int,
+    n: int,
+    make: Callable[[int], P],
+    ready: Callable[[P], Awaitable[Any]],
+    into: list[P],
+    parallel: int,
+    timeout: float,
+    failure: str,
+) -> float:
+    """Open ``n`` client connections, ``parallel`` at a time, each done when ``ready`` is; append
+    each to ``into`` as it is; the seconds it took. Raises if any failed (``failure`` says what)."""
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(parallel)
+    started = time.monotonic()
+    deadline = started + timeout
+
+    async def one(i: int) -> None:
+        async with gate:
+            proto = make(i)
+            await loop.create_connection(lambda: proto, host, port)
+            await asyncio.wait_for(ready(proto), max(1.0, deadline - time.monotonic()))
+            into.append(proto)
+
+    results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {n} {failure}: {failed[0]!r}")
+    return time.monotonic() - started

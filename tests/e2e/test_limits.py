@@ -15,7 +15,7 @@ from xmpush.base.APIError import APIError
 
 from tests.e2e.helpers import Phone, point_xmpush_at, running_node
 from tests.e2e.test_mipush_sdk import BASE, PKG, _post, call, code_of, message
-from tests.e2e.test_receipts import Receiver
+from tests.e2e.test_receipts import receiving_node
 from tidings.cli.main import main as cli
 from tidings.clock import ManualClock
 from tidings.compliance import consent
@@ -68,13 +68,7 @@ async def test_unlimited_by_default(tmp_path: Path) -> None:
 
 
 async def test_per_device_quota_refuses_and_reports(tmp_path: Path) -> None:
-    async with (
-        Receiver().serving() as rx,
-        running_node(
-            tmp_path / "d", receipt_allow_private=True, receipt_interval_s=0.2, ack_timeout_s=0.5
-        ) as node,
-    ):
-        point_xmpush_at(node)
+    async with receiving_node(tmp_path, ack_timeout_s=0.5) as (rx, node):
         app: NewApp = await node.create_app("Demo", PKG)
         s = app.app_secret
         await node.store.set_limits(Limits.of("mipush"))
@@ -223,11 +217,7 @@ async def test_limits_with_a_future_date_apply_only_from_then(tmp_path: Path) ->
 
 
 async def test_push_disabled_receipt(tmp_path: Path) -> None:
-    async with (
-        Receiver().serving() as rx,
-        running_node(tmp_path / "d", receipt_allow_private=True, receipt_interval_s=0.2) as node,
-    ):
-        point_xmpush_at(node)
+    async with receiving_node(tmp_path) as (rx, node):
         app = await node.create_app("Gated", "com.example.gated")
         await consent.add_policy(node.store, app.app.app_id, "v1", "https://example.com/p/1")
         phone = await Phone(node, app).start()  # registered, no consent
@@ -277,13 +267,7 @@ async def test_cli_schedules_limits_and_a_running_node_follows(tmp_path: Path) -
 
 
 async def test_broadcasts_are_held_to_per_device_quotas(tmp_path: Path) -> None:
-    async with (
-        Receiver().serving() as rx,
-        running_node(
-            tmp_path / "d", receipt_allow_private=True, receipt_interval_s=0.2, ack_timeout_s=0.5
-        ) as node,
-    ):
-        point_xmpush_at(node)
+    async with receiving_node(tmp_path, ack_timeout_s=0.5) as (rx, node):
         app: NewApp = await node.create_app("Demo", PKG)
         s = app.app_secret
         await node.store.set_limits(Limits.of("mipush"))  # default category: 1 per device a day

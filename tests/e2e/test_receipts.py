@@ -17,6 +17,7 @@ from xmpush.APISender import APISender
 from tests.e2e.helpers import Phone, point_xmpush_at, running_node
 from tests.e2e.test_mipush_sdk import BASE, call, code_of, message
 from tidings.core.models import NewApp
+from tidings.node import Node
 
 PKG = "com.example.demo"
 
@@ -73,14 +74,24 @@ class Receiver:
                 await self.got.wait()
 
 
-async def test_receipts_are_batched_signed_and_complete(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def receiving_node(
+    tmp_path: Path, receiver: Receiver | None = None, **overrides: Any
+) -> AsyncIterator[tuple[Receiver, Node]]:
+    """A receipt receiver and a node allowed to post receipts to it (fast batches), with Mi Push's
+    SDK pointed at the node."""
     async with (
-        Receiver().serving() as rx,
+        (receiver or Receiver()).serving() as rx,
         running_node(
-            tmp_path / "d", receipt_allow_private=True, receipt_interval_s=0.2, ack_timeout_s=0.5
+            tmp_path / "d", receipt_allow_private=True, receipt_interval_s=0.2, **overrides
         ) as node,
     ):
         point_xmpush_at(node)
+        yield rx, node
+
+
+async def test_receipts_are_batched_signed_and_complete(tmp_path: Path) -> None:
+    async with receiving_node(tmp_path, ack_timeout_s=0.5) as (rx, node):
         app: NewApp = await node.create_app("Demo", PKG)
         phone = await Phone(node, app).start()
         extra = {"callback": rx.url, "callback.param": "p-1", "callback.type": "19", "jobkey": "j1"}
@@ -121,11 +132,9 @@ async def test_receipts_are_batched_signed_and_complete(tmp_path: Path) -> None:
 
 
 async def test_failed_receipts_are_retried_and_redirects_not_followed(tmp_path: Path) -> None:
-    async with (
-        Receiver(status=302, headers="Location: http://127.0.0.1:9/\r\n").serving() as rx,
-        running_node(tmp_path / "d", receipt_allow_private=True, receipt_interval_s=0.2) as node,
-    ):
-        point_xmpush_at(node)
+    async with receiving_node(
+        tmp_path, Receiver(status=302, headers="Location: http://127.0.0.1:9/\r\n")
+    ) as (rx, node):
         app: NewApp = await node.create_app("Demo", PKG)
         params = {**BASE, "registration_id": "ghost-only,x", "extra.callback": rx.url}
         params["extra.callback.type"] = "16"
