@@ -30,6 +30,11 @@ async def _app_and_devices(store: Store, n: int = 3) -> tuple[str, list[str]]:
     return new.app.app_id, regs
 
 
+def _moves(regs: list[str], cursors: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """ack_log's moves: each device's slot is its number in registration order."""
+    return {r: (regs.index(r), c) for r, c in cursors.items()}
+
+
 async def test_migrations_reach_latest(store: Store) -> None:
     assert await store.schema_version() == LATEST
 
@@ -242,11 +247,19 @@ async def test_log_fanout_writes_nothing_per_device_and_ack_log_moves_the_cursor
     assert [e.msg_id for e in again[regs[0]]] == [m_news.msg_id]
     assert regs[1] not in again
     # device 0 acked offset 2 only: its cursor stays before offset 1, nothing counts yet
-    await store.ack_log({regs[0]: 0, regs[1]: 2}, [(regs[1], 1, m_all.msg_id)])
+    await store.ack_log(
+        app_id, _moves(regs, {regs[0]: 0, regs[1]: 2}), [(regs[1], 1, m_all.msg_id)]
+    )
     assert (await store.get_device(regs[0])).log_cursor == 0  # type: ignore[union-attr]
     assert (await store.get_device(regs[1])).log_cursor == 2  # type: ignore[union-attr]
-    await store.ack_log({regs[0]: 2}, [(regs[0], 1, m_all.msg_id), (regs[0], 2, m_news.msg_id)])
-    await store.ack_log({regs[0]: 2}, [(regs[0], 2, m_news.msg_id)])  # repeated: counts nothing
+    await store.ack_log(
+        app_id,
+        _moves(regs, {regs[0]: 2}),
+        [(regs[0], 1, m_all.msg_id), (regs[0], 2, m_news.msg_id)],
+    )
+    await store.ack_log(
+        app_id, _moves(regs, {regs[0]: 2}), [(regs[0], 2, m_news.msg_id)]
+    )  # repeated: counts nothing
     assert (await store.get_device(regs[0])).log_cursor == 2  # type: ignore[union-attr]
     stats_all = await store.message_stats(app_id, m_all.msg_id)
     stats_news = await store.message_stats(app_id, m_news.msg_id)
@@ -264,7 +277,9 @@ async def test_ack_log_does_not_count_what_a_catch_up_copied_meanwhile(store: St
     assert [e.msg_id for e in sent[regs[0]]] == [m.msg_id]
     copied = await store.catch_up(app_id, regs)  # a reconnect copied it into the inbox first
     assert [d.msg_id for d in copied[regs[0]]] == [m.msg_id]
-    await store.ack_log({regs[0]: 1}, [(regs[0], 1, m.msg_id)])  # the late ack from memory
+    await store.ack_log(
+        app_id, _moves(regs, {regs[0]: 1}), [(regs[0], 1, m.msg_id)]
+    )  # the late ack from memory
     stats = await store.message_stats(app_id, m.msg_id)
     assert stats is not None and stats.delivered == 0  # counted when the inbox copy is acked
     await store.ack([(regs[0], 1, m.msg_id)])

@@ -68,6 +68,7 @@ class Link(Protocol):
 
 class Slot:
     __slots__ = (
+        "ack_slot",
         "app_id",
         "catching",
         "caught",
@@ -82,9 +83,10 @@ class Slot:
         "sent",
     )
 
-    def __init__(self, reg_id: str, app_id: str, link: Link, log_ok: bool = False) -> None:
+    def __init__(self, reg_id: str, app_id: str, link: Link, log_ok: bool, ack_slot: int) -> None:
         self.reg_id = reg_id
         self.app_id = app_id
+        self.ack_slot = ack_slot  # where the store keeps its log cursor (store/ack_pages.py)
         self.link = link
         self.sent = 0
         self.inflight: dict[int, tuple[float, Delivery]] = {}
@@ -121,9 +123,9 @@ class Hub:
         self._pumping: set[str] = set()
         self._again: set[str] = set()
         self._acks: dict[Store, list[tuple[str, int, str]]] = {}
-        self._moves: dict[str, tuple[str, int]] = {}  # reg_id -> (app_id, log cursor to persist)
+        self._moves: dict[str, tuple[Slot, int]] = {}  # reg_id -> (slot, log cursor to persist)
         self._log_delivered: list[tuple[str, int, str]] = []  # (reg_id, offset, msg_id) acked
-        self._flushing: dict[asyncio.Future[None], dict[str, tuple[str, int]]] = {}  # its moves
+        self._flushing: dict[asyncio.Future[None], dict[str, tuple[Slot, int]]] = {}  # its moves
         self._log_wait: set[str] = set()  # log-window full: fan out again when acks free room
         self._catch_up_apps: set[str] = set()
         self._catching_up = False
@@ -239,10 +241,10 @@ class Hub:
             session.register_failed(ev.req, ev.app_id, codes.SDK_UNSUPPORTED, too_old)
         else:
             assert session.uaid is not None
-            reg_id = await store.register_device(app.app_id, session.uaid, ev.info)
+            reg_id, ack_slot = await store.register(app.app_id, session.uaid, ev.info)
             session.register_ok(ev.req, app.app_id, reg_id, ev.log)
             self._stores[app.app_id] = store
-            slot = self._attach(reg_id, app.app_id, link, ev.log)
+            slot = self._attach(reg_id, app.app_id, link, ev.log, ack_slot)
             # acks of an earlier connection first: their cursor moves decide what comes again
             await self._register_catch_up(app.app_id, slot)
             self._spawn(self._pump(reg_id))  # everything pending, unacked ones included
@@ -263,11 +265,11 @@ class Hub:
         """The region store of an app registered on this node."""
         return self._stores[app_id]
 
-    def _attach(self, reg_id: str, app_id: str, link: Link, log_ok: bool = False) -> Slot:
+    def _attach(self, reg_id: str, app_id: str, link: Link, log_ok: bool, ack_slot: int) -> Slot:
         old = self.slots.get(reg_id)
         if old is not None and old.link is not link:
             old.link.session.apps.pop(reg_id, None)  # the newest connection wins
-        slot = self.slots[reg_id] = Slot(reg_id, app_id, link, log_ok)
+        slot = self.slots[reg_id] = Slot(reg_id, app_id, link, log_ok, ack_slot)
         self.by_app[app_id].add(reg_id)
         return slot
 
@@ -377,7 +379,7 @@ class Hub:
                 continue
             del slot.log_inflight[offset]
             cursor = slot.log_cursor()
-            self._moves[reg_id] = (slot.app_id, cursor)
+            self._moves[reg_id] = (slot, cursor)
             if offset <= cursor and not slot.log_acked:  # in order: the common case
                 self._log_delivered.append((reg_id, offset, msg_id))
             else:
@@ -397,7 +399,7 @@ class Hub:
         counts then, once.
         """
         cursor = slot.log_cursor()
-        self._moves[slot.reg_id] = (slot.app_id, cursor)
+        self._moves[slot.reg_id] = (slot, cursor)
         if slot.log_acked:
             waiting = []
             for offset, msg_id in slot.log_acked:
@@ -427,7 +429,7 @@ class Hub:
     async def _write_acks(
         self,
         acks: dict[Store, list[tuple[str, int, str]]],
-        moves: dict[str, tuple[str, int]],
+        moves: dict[str, tuple[Slot, int]],
         delivered: list[tuple[str, int, str]],
     ) -> None:
         for store, items in acks.items():
@@ -435,14 +437,14 @@ class Hub:
             self.stats["acked"] += len(items)
         if not moves:
             return
-        by_store: dict[Store, tuple[dict[str, int], list[tuple[str, int, str]]]] = {}
-        for reg_id, (app_id, cursor) in moves.items():
-            by_store.setdefault(self._store(app_id), ({}, []))[0][reg_id] = cursor
+        by_app: dict[str, tuple[dict[str, tuple[int, int]], list[tuple[str, int, str]]]] = {}
+        for reg_id, (slot, cursor) in moves.items():
+            by_app.setdefault(slot.app_id, ({}, []))[0][reg_id] = (slot.ack_slot, cursor)
         for item in delivered:  # each acked entry's device has its cursor move in ``moves``
-            by_store[self._store(moves[item[0]][0])][1].append(item)
-        for store, (store_moves, store_delivered) in by_store.items():
-            await store.ack_log(store_moves, store_delivered)
-            self.stats["acked"] += len(store_delivered)
+            by_app[moves[item[0]][0].app_id][1].append(item)
+        for app_id, (app_moves, app_delivered) in by_app.items():
+            await self._store(app_id).ack_log(app_id, app_moves, app_delivered)
+            self.stats["acked"] += len(app_delivered)
 
     async def _settle_moves(self, reg_id: str) -> None:
         """Wait until the device's cursor moves noted so far are committed (only a device that
@@ -644,7 +646,7 @@ class Hub:
                 slot.link.flush()
                 sent += len(entries)
             elif advanced and not slot.log_inflight:
-                self._moves[reg_id] = (app_id, slot.log_at)  # skipped: the cursor may pass them
+                self._moves[reg_id] = (slot, slot.log_at)  # skipped: the cursor may pass them
             if reg_id in self._log_wait and len(slot.log_inflight) < self.window:
                 self._log_wait.discard(reg_id)
                 again.append(slot)

@@ -25,6 +25,7 @@ from tidings.core.models import (
     UnicastResult,
 )
 from tidings.store import (
+    ack_pages,
     ops_channels,
     ops_feedback,
     ops_filters,
@@ -76,9 +77,9 @@ def migrate(tx: Tx, dialect: str = "sqlite") -> int:
         if version in applied:
             continue
         for sql in statements:
-            tx.execute(
-                sql.replace("{without_rowid}", " WITHOUT ROWID" if dialect == "sqlite" else "")
-            )
+            sqlite = dialect == "sqlite"
+            sql = sql.replace("{without_rowid}", " WITHOUT ROWID" if sqlite else "")
+            tx.execute(sql.replace("{blob}", "BLOB" if sqlite else "BYTEA"))
         tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         applied.add(version)
     return max(applied, default=0)
@@ -137,14 +138,17 @@ def list_apps(tx: Tx) -> list[App]:
 # --- devices ------------------------------------------------------------------------------------
 
 
-def register_device(tx: Tx, app_id: str, uaid: str, info: DeviceInfo, now: int) -> str:
-    """Return the device's regId for this app, creating it on first registration.
+def register_device(tx: Tx, app_id: str, uaid: str, info: DeviceInfo, now: int) -> tuple[str, int]:
+    """Return the device's regId for this app, creating it on first registration, and its slot
+    for log cursors (:mod:`tidings.store.ack_pages`).
 
     One regId per (device, app): registering again refreshes what the SDK reported and keeps the
     regId. A new device starts at the app's current broadcast log head, so it does not receive
     broadcasts sent before it existed.
     """
-    row = tx.one("SELECT reg_id FROM devices WHERE app_id = ? AND uaid = ?", (app_id, uaid))
+    row = tx.one(
+        "SELECT reg_id, ack_slot FROM devices WHERE app_id = ? AND uaid = ?", (app_id, uaid)
+    )
     fields = (
         info.sdk_name,
         info.sdk_version,
@@ -154,18 +158,20 @@ def register_device(tx: Tx, app_id: str, uaid: str, info: DeviceInfo, now: int) 
     )
     if row:
         reg_id = str(row[0])
+        slot = ack_pages.assign_slot(tx, app_id) if row[1] is None else int(row[1])
         tx.execute(
             "UPDATE devices SET sdk_name = ?, sdk_version = ?, app_version = ?, locale = ?,"
-            " model = ? WHERE reg_id = ?",
-            (*fields, reg_id),
+            " model = ?, ack_slot = ? WHERE reg_id = ?",
+            (*fields, slot, reg_id),
         )
     else:
         reg_id = ids.reg_id()
+        slot = ack_pages.assign_slot(tx, app_id)
         tx.execute(
             "INSERT INTO devices (reg_id, app_id, uaid, sdk_name, sdk_version, app_version, locale,"
-            " model, log_cursor, created_at)"
-            " SELECT ?, ?, ?, ?, ?, ?, ?, ?, log_head, ? FROM apps WHERE app_id = ?",
-            (reg_id, app_id, uaid, *fields, now, app_id),
+            " model, log_cursor, ack_slot, created_at)"
+            " SELECT ?, ?, ?, ?, ?, ?, ?, ?, log_head, ?, ? FROM apps WHERE app_id = ?",
+            (reg_id, app_id, uaid, *fields, slot, now, app_id),
         )
     if info.consent_version is not None:
         current = tx.one("SELECT consent_version FROM devices WHERE reg_id = ?", (reg_id,))
@@ -173,7 +179,7 @@ def register_device(tx: Tx, app_id: str, uaid: str, info: DeviceInfo, now: int) 
             privacy_ops.record_consent(
                 tx, reg_id, info.consent_version, True, info.consent_at or now, "sdk"
             )
-    return reg_id
+    return reg_id, slot
 
 
 def uaid_known(tx: Tx, uaid: str) -> bool:
@@ -187,7 +193,7 @@ def unregister_device(tx: Tx, reg_id: str, now: int = 0) -> bool:
         aliases = [r[0] for r in tx.all("SELECT alias FROM aliases WHERE reg_id = ?", (reg_id,))]
         ops_feedback.record_invalid(tx, row[0], ops_feedback.REGID, [reg_id], now)
         ops_feedback.record_invalid(tx, row[0], ops_feedback.ALIAS, aliases, now)
-    for table in ("aliases", "topic_subs", "inbox", "log_acks"):
+    for table in ("aliases", "topic_subs", "inbox"):
         tx.execute(f"DELETE FROM {table} WHERE reg_id = ?", (reg_id,))
     tx.execute("DELETE FROM devices WHERE reg_id = ?", (reg_id,))
     return tx.rowcount() > 0
@@ -196,14 +202,16 @@ def unregister_device(tx: Tx, reg_id: str, now: int = 0) -> bool:
 def get_device(tx: Tx, reg_id: str) -> Device | None:
     row = tx.one(
         "SELECT reg_id, app_id, uaid, account, sdk_name, sdk_version, app_version, locale, model,"
-        " consent_version, consent_at, last_seq, log_cursor, dropped FROM devices WHERE reg_id = ?",
+        " consent_version, consent_at, last_seq, log_cursor, dropped, ack_slot FROM devices"
+        " WHERE reg_id = ?",
         (reg_id,),
     )
     if not row:
         return None
     aliases = tuple(r[0] for r in tx.all("SELECT alias FROM aliases WHERE reg_id = ?", (reg_id,)))
     topics = tuple(r[0] for r in tx.all("SELECT topic FROM topic_subs WHERE reg_id = ?", (reg_id,)))
-    acked = tx.one("SELECT log_cursor FROM log_acks WHERE reg_id = ?", (reg_id,))
+    slot = row[14]
+    acked = ack_pages.read(tx, row[1], [int(slot)])[int(slot)] if slot is not None else 0
     info = DeviceInfo(*row[4:11])
     return Device(
         reg_id=row[0],
@@ -212,7 +220,7 @@ def get_device(tx: Tx, reg_id: str) -> Device | None:
         account=row[3],
         info=info,
         last_seq=row[11],
-        log_cursor=max(int(row[12]), int(acked[0]) if acked else 0),
+        log_cursor=max(int(row[12]), acked),
         dropped=row[13],
         aliases=tuple(sorted(aliases)),
         topics=tuple(sorted(topics)),

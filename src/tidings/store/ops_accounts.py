@@ -44,6 +44,7 @@ _APP_TABLES = (
     "policy_versions",
     "review_rules",
     "review_queue",
+    "log_ack_pages",
 )
 
 
@@ -255,10 +256,7 @@ def delete_app(tx: Tx, developer_id: str | None, app_id: str) -> list[str]:
         return []
     reg_ids = [r[0] for r in tx.all("SELECT reg_id FROM devices WHERE app_id = ?", (app_id,))]
     for chunk in ops._chunks(reg_ids):
-        for table in ("inbox", "log_acks"):
-            tx.execute(
-                f"DELETE FROM {table} WHERE reg_id IN ({ops._marks(len(chunk))})", list(chunk)
-            )
+        tx.execute(f"DELETE FROM inbox WHERE reg_id IN ({ops._marks(len(chunk))})", list(chunk))
     for table in _APP_TABLES:
         tx.execute(f"DELETE FROM {table} WHERE app_id = ?", (app_id,))
     tx.execute("DELETE FROM devices WHERE app_id = ?", (app_id,))

@@ -21,7 +21,7 @@ from tidings.core.models import (
     TopicOp,
 )
 from tidings.core.topics import matches
-from tidings.store import ops_filters, ops_stats, privacy_ops
+from tidings.store import ack_pages, ops_filters, ops_stats, privacy_ops
 from tidings.store.ops import (
     CHUNK,
     Tx,
@@ -69,23 +69,23 @@ def catch_up_to(
         return 0, {}
     head = int(head_row[0])
     devices: dict[str, tuple[int, int]] = {}  # reg_id -> (log_cursor, last_seq)
+    slots: dict[str, int] = {}  # reg_id -> its slot for log cursors (ack_pages)
     for part in _chunks(sorted(set(reg_ids))):
         # by primary key only: with app_id in the WHERE clause SQLite picks the (app_id, account)
         # index for long IN lists and walks every device of the app once per chunk
         rows = tx.all(
-            "SELECT reg_id, app_id, log_cursor, last_seq FROM devices"
+            "SELECT reg_id, app_id, log_cursor, last_seq, ack_slot FROM devices"
             f" WHERE reg_id IN ({_marks(len(part))}) ORDER BY reg_id{tx.lock_rows}",
             part,
         )
         found = {r[0]: (int(r[2]), int(r[3])) for r in rows if r[1] == app_id}
-        if found:  # cursors moved by acks of broadcasts sent from the log (ack_log)
-            acked = tx.all(
-                f"SELECT reg_id, log_cursor FROM log_acks WHERE reg_id IN ({_marks(len(found))})",
-                list(found),
-            )
-            for reg_id, cursor in acked:
-                if int(cursor) > found[reg_id][0]:
-                    found[reg_id] = (int(cursor), found[reg_id][1])
+        part_slots = {r[0]: int(r[4]) for r in rows if r[1] == app_id and r[4] is not None}
+        if part_slots:  # cursors moved by acks of broadcasts sent from the log (ack_log)
+            acked = ack_pages.read(tx, app_id, part_slots.values())
+            for reg_id, slot in part_slots.items():
+                if acked[slot] > found[reg_id][0]:
+                    found[reg_id] = (acked[slot], found[reg_id][1])
+        slots.update(part_slots)
         devices.update((r, v) for r, v in found.items() if v[0] < head)
     if not devices:
         return head, {}
@@ -105,6 +105,8 @@ def catch_up_to(
             out[reg_id] = got
         updates.append((head, seq, reg_id))
     tx.many("UPDATE devices SET log_cursor = ?, last_seq = ? WHERE reg_id = ?", updates)
+    # the slots too: a late ack of a log broadcast this passed must not move or count (ack_log)
+    ack_pages.raise_to(tx, app_id, {slots[r]: head for r in devices if r in slots})
     tx.many("INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, ?, ?)", rows_in)
     for reg_id in _over_cap(tx, out, cap):
         _enforce_cap(tx, reg_id, cap)
@@ -308,40 +310,27 @@ def ack(
 
 def ack_log(
     tx: Tx,
-    moves: Mapping[str, int],
+    app_id: str,
+    moves: Mapping[str, tuple[int, int]],
     delivered: Sequence[tuple[str, int, str]],
     now: int = 0,
     per_device: bool = False,
 ) -> None:
-    """Devices acked broadcasts sent from the log (:func:`log_fanout`): move each one's cursor to
-    the given offset (never back) and count the acked messages the move passes as delivered
-    ((reg_id, offset, msg_id)), in one transaction: a crash before it commits means redelivery,
-    not a loss. A message counts only if this move passes it: one the cursor had already passed
-    (a catch-up copied it into the inbox meanwhile) counts when that copy is acked. The moves go
-    to the narrow ``log_acks`` table; a device's cursor is the larger of the two.
+    """Devices of the app acked broadcasts sent from the log (:func:`log_fanout`): move each
+    one's cursor (regId → (slot, offset), :mod:`tidings.store.ack_pages`) to the offset (never
+    back) and count the acked messages the move passes as delivered ((reg_id, offset, msg_id)),
+    in one transaction: a crash before it commits means redelivery, not a loss. A message
+    counts only if this move passes it: one the cursor had already passed (a catch-up copied it
+    into the inbox meanwhile, and raised the slot) counts when that copy is acked.
     """
-    by_cursor: dict[int, list[str]] = {}
-    for reg_id, cursor in moves.items():
-        by_cursor.setdefault(cursor, []).append(reg_id)
-    moved: set[str] = set()
-    for cursor, reg_ids in sorted(by_cursor.items()):
-        for part in _chunks(sorted(reg_ids)):
-            # only devices that still exist, and whose inbox cursor a catch-up has not moved
-            # past this meanwhile (then the inbox copies count when they are acked)
-            rows = tx.all(
-                "INSERT INTO log_acks (reg_id, log_cursor) SELECT reg_id, ? FROM devices"
-                f" WHERE reg_id IN ({_marks(len(part))}) AND log_cursor < ?"
-                " ON CONFLICT (reg_id) DO UPDATE SET log_cursor = excluded.log_cursor"
-                " WHERE log_acks.log_cursor < excluded.log_cursor RETURNING reg_id",
-                (cursor, *part, cursor),
-            )
-            moved.update(r[0] for r in rows)
+    moved_slots = ack_pages.raise_to(tx, app_id, {slot: c for slot, c in moves.values()})
+    moved = {r for r, (slot, _) in moves.items() if slot in moved_slots}
     # A device whose cursor moved here had it at an earlier move of this gateway (which passed
     # only older entries) or where it registered (before anything was sent from the log): every
     # entry it passes now counts here, once.
     passed: dict[str, list[str]] = {}
     for reg_id, offset, msg_id in delivered:
-        if reg_id in moved and offset <= moves[reg_id]:
+        if reg_id in moved and offset <= moves[reg_id][1]:
             passed.setdefault(msg_id, []).append(reg_id)
     if passed:
         ops_stats.record_delivered(tx, passed, now, per_device)

@@ -311,7 +311,7 @@ def erase_device(tx: Tx, reg_id: str, at: int) -> ConsentRecord | None:
             tx.execute(
                 "UPDATE review_queue SET targets = ? WHERE msg_id = ?", (json.dumps(kept), msg_id)
             )
-    for table in ("aliases", "topic_subs", "inbox", "device_daily", "log_acks"):
+    for table in ("aliases", "topic_subs", "inbox", "device_daily"):
         tx.execute(f"DELETE FROM {table} WHERE reg_id = ?", (reg_id,))
     tx.execute("DELETE FROM devices WHERE reg_id = ?", (reg_id,))
     return append_consent(

@@ -120,6 +120,10 @@ class Store:
 
     # devices
     async def register_device(self, app_id: str, uaid: str, info: DeviceInfo) -> str:
+        return (await self.register(app_id, uaid, info))[0]
+
+    async def register(self, app_id: str, uaid: str, info: DeviceInfo) -> tuple[str, int]:
+        """The device's regId and its slot for log cursors (:mod:`tidings.store.ack_pages`)."""
         return await self.engine.write(ops.register_device, app_id, uaid, info, self.clock.now_ms())
 
     async def app_sdk_counts(self, app_id: str) -> list[tuple[str, str, int]]:
@@ -216,12 +220,21 @@ class Store:
         )
 
     async def ack_log(
-        self, moves: Mapping[str, int], delivered: Sequence[tuple[str, int, str]]
+        self,
+        app_id: str,
+        moves: Mapping[str, tuple[int, int]],
+        delivered: Sequence[tuple[str, int, str]],
     ) -> None:
-        """Acked log broadcasts: move the devices' cursors, count the deliveries they pass."""
+        """Acked log broadcasts of one app: move the devices' cursors (regId → (slot, cursor)),
+        count the deliveries they pass."""
         per_device = (await self.limits()).counting
         await self.engine.write(
-            ops_delivery.ack_log, dict(moves), list(delivered), self.clock.now_ms(), per_device
+            ops_delivery.ack_log,
+            app_id,
+            dict(moves),
+            list(delivered),
+            self.clock.now_ms(),
+            per_device,
         )
 
     async def pending(self, reg_id: str, after_seq: int = 0, limit: int = 100) -> list[Delivery]:
