@@ -84,6 +84,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.gateway.connections.add(self)
+        self.gateway.greeting.add(self)
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
@@ -144,6 +145,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.gateway.connections.discard(self)
+        self.gateway.greeting.discard(self)
         self.gateway.hub.detach(self)
 
     def pause_writing(self) -> None:  # the buffer cap in flush() does the flow control
@@ -250,12 +252,18 @@ class Connection(asyncio.Protocol):
 
     # keepalive (called by the gateway's single sweeper)
 
-    def tick(self, now: float, ping_after: float, drop_after: float, hello_within: float) -> None:
-        idle = now - self.last_rx
-        if self.session.state is State.AWAIT_HELLO and now - self.connected_at > hello_within:
+    def check_hello(self, now: float, hello_within: float) -> None:
+        """Close a connection that sent no hello in time; forget it here once it did."""
+        if self.session.state is not State.AWAIT_HELLO or self.closed:
+            self.gateway.greeting.discard(self)
+        elif now - self.connected_at > hello_within:
+            self.gateway.greeting.discard(self)
             self.close(codes.CLOSE_IDLE, "no hello")
             self.abort()
-        elif idle > ping_after + drop_after and self.pinged:
+
+    def tick(self, now: float, ping_after: float, drop_after: float) -> None:
+        idle = now - self.last_rx
+        if idle > ping_after + drop_after and self.pinged:
             self.abort()
         elif idle > ping_after and not self.pinged and self.ws.state is WsState.OPEN:
             self.pinged = True
