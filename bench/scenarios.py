@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import secrets
+import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -237,10 +240,31 @@ async def broadcast(cfg: Config, n: int) -> dict[str, Any]:
 
             fire = _broadcaster(client, srv.app["package"], channel, "broadcast")
 
-            for r in range(cfg.rounds):
-                rounds.append(await _round(cfg, srv.wait_idle, gens, fire, r, n))
+            with profiled(srv.pid):
+                for r in range(cfg.rounds):
+                    rounds.append(await _round(cfg, srv.wait_idle, gens, fire, r, n))
         srv.stop()
     return _fanout_result("broadcast", n, ready, rounds, before, after, srv.errors)
+
+
+@contextlib.contextmanager
+def profiled(pid: int) -> Iterator[None]:
+    """With ``BENCH_PROFILE=<file>`` set, sample the server with py-spy (raw format, not pausing
+    it) while the block runs: the broadcast rounds only, not the connecting."""
+    out = os.environ.get("BENCH_PROFILE")
+    if not out:
+        yield
+        return
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--format",
+         "raw", "--nonblocking", "--rate", "250", "--output", out],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=30)
 
 
 def _payload(token: str, size: int = 200) -> str:

@@ -9,14 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import struct
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
+import orjson
+from websockets.speedups import apply_mask
+
 SUBPROTOCOL = "push-notification"
+
+
+class _Masks:
+    """Random 4-byte masking keys, drawn from the OS 4 KiB at a time (one syscall per 1,024
+    frames instead of one per frame)."""
+
+    def __init__(self) -> None:
+        self.pool, self.at = b"", 0
+
+    def next(self) -> bytes:
+        if self.at >= len(self.pool):
+            self.pool, self.at = os.urandom(4096), 0
+        self.at += 4
+        return self.pool[self.at - 4 : self.at]
+
+
+_masks = _Masks()
 
 
 def frame(payload: bytes, opcode: int = 0x1) -> bytes:
@@ -28,12 +47,8 @@ def frame(payload: bytes, opcode: int = 0x1) -> bytes:
         head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
     else:
         head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    mask = os.urandom(4)
-    if not n:
-        return head + mask
-    key = (mask * (n // 4 + 1))[:n]
-    body = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
-    return head + mask + body
+    mask = _masks.next()
+    return head + mask + apply_mask(payload, mask) if n else head + mask
 
 
 class Fleet:
@@ -175,7 +190,7 @@ class Device(asyncio.Protocol):
 
     def send(self, obj: dict[str, Any], opcode: int = 0x1) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(frame(json.dumps(obj, separators=(",", ":")).encode(), opcode))
+            self.transport.write(frame(orjson.dumps(obj), opcode))
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -236,7 +251,7 @@ class Device(asyncio.Protocol):
                 self.transport.close()
 
     def _on_text(self, data: bytes) -> None:
-        obj = json.loads(data)
+        obj = orjson.loads(data)
         kind = obj.get("messageType")
         if kind == "notification":
             self._on_notification(obj)
@@ -294,12 +309,13 @@ class Device(asyncio.Protocol):
         else:
             self.got[msg_id] = seq
             fleet.received(msg_id, now)
-        if isinstance(seq, int) and seq > 0:
-            self.send(
-                {
-                    "messageType": "ack",
-                    "updates": [{"reg_id": self.reg_id, key: seq, "id": msg_id}],
-                }
+        if isinstance(seq, int) and seq > 0 and isinstance(msg_id, str) and not self.closed:
+            assert self.transport is not None  # the ack, built as bytes: the generator's hot path
+            self.transport.write(
+                frame(
+                    b'{"messageType":"ack","updates":[{"reg_id":"%s","%s":%d,"id":"%s"}]}'
+                    % (self.reg_id.encode(), key.encode(), seq, msg_id.encode())
+                )
             )
 
 
