@@ -240,7 +240,7 @@ async def broadcast(cfg: Config, n: int) -> dict[str, Any]:
 
             fire = _broadcaster(client, srv.app["package"], channel, "broadcast")
 
-            with profiled(srv.pid):
+            with profiled(srv.pid, gens[0].proc.pid):
                 for r in range(cfg.rounds):
                     rounds.append(await _round(cfg, srv.wait_idle, gens, fire, r, n))
         srv.stop()
@@ -248,23 +248,41 @@ async def broadcast(cfg: Config, n: int) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def profiled(pid: int) -> Iterator[None]:
-    """With ``BENCH_PROFILE=<file>`` set, sample the server with py-spy (raw format, not pausing
-    it) while the block runs: the broadcast rounds only, not the connecting."""
+def profiled(server: int, generator: int) -> Iterator[None]:
+    """With ``BENCH_PROFILE=<file>`` set, sample the server (into ``<file>``) and one load
+    generator (``<file>.gen``) with py-spy (raw format, not pausing them) while the block runs:
+    the broadcast rounds only, not the connecting."""
     out = os.environ.get("BENCH_PROFILE")
     if not out:
         yield
         return
-    spy = subprocess.Popen(
-        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--format",
-         "raw", "--nonblocking", "--rate", "250", "--output", out],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    spies = [
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--rate",
+                "250",
+                "--output",
+                path,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid, path in ((server, out), (generator, out + ".gen"))
+    ]
     try:
         yield
     finally:
-        spy.send_signal(signal.SIGINT)
-        spy.wait(timeout=30)
+        for proc in spies:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
 
 
 def _payload(token: str, size: int = 200) -> str:
