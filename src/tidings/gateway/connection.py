@@ -187,12 +187,8 @@ class Connection(asyncio.Protocol):
         self.flush()
 
     def _text(self, data: bytes) -> None:
-        try:
-            text = data.decode()
-        except UnicodeDecodeError:  # websockets already checks UTF-8; kept for safety
-            text = ""
         session = self.session
-        events = session.receive_text(text)
+        events = session.receive_text(data)  # JSON parsing checks the UTF-8
         if session.has_output():  # most frames (acks) answer nothing
             self.flush()
         if events:

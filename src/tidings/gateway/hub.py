@@ -67,6 +67,11 @@ class Link(Protocol):
     def close(self, code: int, reason: str) -> None: ...
 
 
+# one app's log-cursor moves (reg_id -> (ack slot, cursor)) and the acked (reg_id, offset,
+# msg_id) they pass
+AppMoves = tuple[dict[str, tuple[int, int]], list[tuple[str, int, str]]]
+
+
 class Slot:
     __slots__ = (
         "ack_slot",
@@ -124,9 +129,10 @@ class Hub:
         self._pumping: set[str] = set()
         self._again: set[str] = set()
         self._acks: dict[Store, list[tuple[str, int, str]]] = {}
-        self._moves: dict[str, tuple[Slot, int]] = {}  # reg_id -> (slot, log cursor to persist)
-        self._log_delivered: list[tuple[str, int, str]] = []  # (reg_id, offset, msg_id) acked
-        self._flushing: dict[asyncio.Future[None], dict[str, tuple[Slot, int]]] = {}  # its moves
+        # per app: the log cursors to persist (reg_id -> (ack slot, cursor)) and the acked
+        # entries they pass ((reg_id, offset, msg_id)), written together by _flush_acks
+        self._moves: dict[str, AppMoves] = {}
+        self._flushing: dict[asyncio.Future[None], dict[str, AppMoves]] = {}  # its moves
         self._log_wait: set[str] = set()  # log-window full: fan out again when acks free room
         self._catch_up_apps: set[str] = set()
         self._catching_up = False
@@ -380,9 +386,10 @@ class Hub:
                 continue
             del slot.log_inflight[offset]
             cursor = slot.log_cursor()
-            self._moves[reg_id] = (slot, cursor)
+            moves = self._app_moves(slot.app_id)
+            moves[0][reg_id] = (slot.ack_slot, cursor)
             if offset <= cursor and not slot.log_acked:  # in order: the common case
-                self._log_delivered.append((reg_id, offset, msg_id))
+                moves[1].append((reg_id, offset, msg_id))
             else:
                 if slot.log_acked is None:
                     slot.log_acked = []
@@ -400,12 +407,13 @@ class Hub:
         counts then, once.
         """
         cursor = slot.log_cursor()
-        self._moves[slot.reg_id] = (slot, cursor)
+        moves = self._app_moves(slot.app_id)
+        moves[0][slot.reg_id] = (slot.ack_slot, cursor)
         if slot.log_acked:
             waiting = []
             for offset, msg_id in slot.log_acked:
                 if offset <= cursor:
-                    self._log_delivered.append((slot.reg_id, offset, msg_id))
+                    moves[1].append((slot.reg_id, offset, msg_id))
                 else:
                     waiting.append((offset, msg_id))
             slot.log_acked = waiting or None
@@ -417,42 +425,42 @@ class Hub:
             self._moves_due = None
         acks, self._acks = self._acks, {}
         moves, self._moves = self._moves, {}
-        delivered, self._log_delivered = self._log_delivered, []
         if not acks and not moves:
             return
-        done = asyncio.ensure_future(self._write_acks(acks, moves, delivered))
+        done = asyncio.ensure_future(self._write_acks(acks, moves))
         self._flushing[done] = moves
         try:
             await done
         finally:
             del self._flushing[done]
 
+    def _app_moves(self, app_id: str) -> AppMoves:
+        moves = self._moves.get(app_id)
+        if moves is None:
+            moves = self._moves[app_id] = ({}, [])
+        return moves
+
     async def _write_acks(
-        self,
-        acks: dict[Store, list[tuple[str, int, str]]],
-        moves: dict[str, tuple[Slot, int]],
-        delivered: list[tuple[str, int, str]],
+        self, acks: dict[Store, list[tuple[str, int, str]]], moves: dict[str, AppMoves]
     ) -> None:
         for store, items in acks.items():
             await store.ack(items)
             self.stats["acked"] += len(items)
-        if not moves:
-            return
-        by_app: dict[str, tuple[dict[str, tuple[int, int]], list[tuple[str, int, str]]]] = {}
-        for reg_id, (slot, cursor) in moves.items():
-            by_app.setdefault(slot.app_id, ({}, []))[0][reg_id] = (slot.ack_slot, cursor)
-        for item in delivered:  # each acked entry's device has its cursor move in ``moves``
-            by_app[moves[item[0]][0].app_id][1].append(item)
-        for app_id, (app_moves, app_delivered) in by_app.items():
-            await self._store(app_id).ack_log(app_id, app_moves, app_delivered)
-            self.stats["acked"] += len(app_delivered)
+        for app_id, (app_moves, delivered) in moves.items():
+            await self._store(app_id).ack_log(app_id, app_moves, delivered)
+            self.stats["acked"] += len(delivered)
 
-    async def _settle_moves(self, reg_id: str) -> None:
+    async def _settle_moves(self, slot: Slot) -> None:
         """Wait until the device's cursor moves noted so far are committed (only a device that
         was connected here before has any)."""
-        if reg_id in self._moves:
+        reg_id, app_id = slot.reg_id, slot.app_id
+        if reg_id in self._moves.get(app_id, ({}, []))[0]:
             await self._flush_acks()
-        writes = [done for done, moved in self._flushing.items() if reg_id in moved]
+        writes = [
+            done
+            for done, moved in self._flushing.items()
+            if reg_id in moved.get(app_id, ({}, []))[0]
+        ]
         if writes:
             await asyncio.gather(*writes, return_exceptions=True)
 
@@ -581,7 +589,7 @@ class Hub:
         slot.catching += 1
         try:
             # an earlier connection's acks first: its cursor moves decide what comes again
-            await self._settle_moves(slot.reg_id)
+            await self._settle_moves(slot)
             head, new = await self._store(app_id).catch_up_to(app_id, [slot.reg_id])
         finally:
             slot.catching -= 1
@@ -647,7 +655,8 @@ class Hub:
                 slot.link.flush()
                 sent += len(entries)
             elif advanced and not slot.log_inflight:
-                self._moves[reg_id] = (slot, slot.log_at)  # skipped: the cursor may pass them
+                # skipped: the cursor may pass them
+                self._app_moves(app_id)[0][reg_id] = (slot.ack_slot, slot.log_at)
             if reg_id in self._log_wait and len(slot.log_inflight) < self.window:
                 self._log_wait.discard(reg_id)
                 again.append(slot)

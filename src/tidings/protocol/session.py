@@ -138,8 +138,9 @@ class DeviceSession:
 
     # input
 
-    def receive_text(self, text: str) -> list[Event]:
-        """Parse one text frame; return the events it produces (often none)."""
+    def receive_text(self, text: str | bytes) -> list[Event]:
+        """Parse one text frame (as text or as its UTF-8 bytes); return the events it produces
+        (often none)."""
         if self.state is State.CLOSED:
             return []
         try:
