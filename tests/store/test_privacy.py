@@ -146,3 +146,25 @@ async def test_erasure_strips_the_device_from_held_review_targets(store: Store) 
     await erasure.erase(store, reg)
     assert (await store.held_message(m_reg.msg_id)).targets == ("other-reg",)  # type: ignore[union-attr]
     assert (await store.held_message(m_alias.msg_id)).targets == ()  # type: ignore[union-attr]
+
+
+async def test_log_fanout_of_broadcasts_to_all_by_cursor_and_consent(store: Store) -> None:
+    new = await store.create_app("Demo", "com.example.demo", "v1")
+    a = new.app.app_id
+    yes1, yes2, yes3 = [
+        await store.register_device(a, f"u{i}", DeviceInfo(consent_version="v1")) for i in range(3)
+    ]
+    no = await store.register_device(a, "u9", DeviceInfo())
+    m1, m2 = _msg(store, a, TargetKind.ALL), _msg(store, a, TargetKind.ALL)
+    await store.append_log(m1)
+    await store.append_log(m2)
+    head, new_entries = await store.log_fanout(a, {yes1: 0, yes2: 0, yes3: 1, no: 0})
+    assert head == 2
+    got = {r: [e.msg_id for e in entries] for r, entries in new_entries.items()}
+    assert got == {yes1: [m1.msg_id, m2.msg_id], yes2: [m1.msg_id, m2.msg_id], yes3: [m2.msg_id]}
+    assert new_entries[yes1] is new_entries[yes2]  # one list per cursor, shared
+    s1, s2 = await store.message_stats(a, m1.msg_id), await store.message_stats(a, m2.msg_id)
+    assert s1 is not None and s2 is not None
+    assert (s1.resolved, s2.resolved) == (2, 3)
+    assert await store.message_counters(m1.msg_id) == {"filtered_consent": 1}
+    assert await store.message_counters(m2.msg_id) == {"filtered_consent": 1}

@@ -185,6 +185,10 @@ def _select(
     copies: collections.Counter[str] = collections.Counter()
     out: dict[str, list[LogEntry]] = {}
     no_topics: set[str] = set()
+    if not filters and not at_quota and all(e[1] is TargetKind.ALL for e in entries):
+        # the common broadcast: what a device gets depends on its cursor and consent only
+        out = _by_cursor(cursors, [e[0] for e in entries], unconsented, copies, filtered)
+        cursors = {}  # nothing left for the loop below
     for reg_id, cursor in cursors.items():
         mine = subscribed.get(reg_id, no_topics)
         info = infos.get(reg_id, DeviceInfo()) if filters else None
@@ -216,6 +220,34 @@ def _select(
         _, quota, message = at_quota[msg_id]
         privacy_ops.count_stat(tx, {msg_id: len(hit)}, app_id, "over_quota")
         _left_out_receipts(tx, message, [], hit, quota)
+    return out
+
+
+def _by_cursor(
+    cursors: Mapping[str, int],
+    entries: Sequence[LogEntry],
+    unconsented: set[str],
+    copies: collections.Counter[str],
+    filtered: dict[str, int],
+) -> dict[str, list[LogEntry]]:
+    """:func:`_select` for messages to every device of the app with no filter and no quota:
+    devices at the same cursor share one list (a fan-out's devices usually all stand at one)."""
+    groups: dict[int, list[str]] = {}
+    for reg_id, cursor in cursors.items():
+        groups.setdefault(cursor, []).append(reg_id)
+    out: dict[str, list[LogEntry]] = {}
+    for cursor, reg_ids in groups.items():
+        got = [e for e in entries if e.offset > cursor]
+        if not got:
+            continue
+        consented = [r for r in reg_ids if r not in unconsented] if unconsented else reg_ids
+        skipped = len(reg_ids) - len(consented)
+        for entry in got:
+            if consented:
+                copies[entry.msg_id] += len(consented)
+            if skipped:  # skipped for good, but counted
+                filtered[entry.msg_id] = filtered.get(entry.msg_id, 0) + skipped
+        out.update(dict.fromkeys(consented, got))
     return out
 
 
