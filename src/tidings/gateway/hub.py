@@ -628,18 +628,21 @@ class Hub:
 
     async def _fan_out(self, app_id: str, slots: list[Slot]) -> None:
         """Send the devices (in log mode) the log broadcasts past where each stands."""
-        for slot in slots:
+        positions = {}
+        for slot in slots:  # one pass: a fan-out reaches 20,000 devices at a time
             slot.fanning = True
+            positions[slot.reg_id] = slot.log_at
         try:
-            positions = {s.reg_id: s.log_at for s in slots}
             head, new = await self._store(app_id).log_fanout(app_id, positions)
-        finally:
+        except BaseException:
             for slot in slots:
                 slot.fanning = False
+            raise
         now = time.monotonic()
         sent = 0
         again = []
         for slot in slots:
+            slot.fanning = False
             reg_id = slot.reg_id
             if self.slots.get(reg_id) is not slot or slot.link.closed:
                 continue
