@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 import time
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -18,14 +20,32 @@ def _base62(n: int, width: int) -> str:
     return "".join(reversed(out))
 
 
+class _Pool(threading.local):
+    """Random bytes from the OS 4 KiB at a time, per thread: the ids made on every request (two
+    per send) cost one system call per ~250 of them instead of one each."""
+
+    def __init__(self) -> None:
+        self.data, self.at = b"", 0
+
+    def bits(self, n: int) -> int:
+        size = (n + 7) // 8
+        if self.at + size > len(self.data):
+            self.data, self.at = os.urandom(4096), 0
+        self.at += size
+        return int.from_bytes(self.data[self.at - size : self.at], "big") >> (8 * size - n)
+
+
+_pool = _Pool()
+
+
 def message_id() -> str:
     """A 22-character opaque id, roughly time-ordered (Mi Push ids have the same length)."""
     ms = time.time_ns() // 1_000_000
-    return "tdm" + _base62(ms, 8) + _base62(secrets.randbits(64), 11)
+    return "tdm" + _base62(ms, 8) + _base62(_pool.bits(64), 11)
 
 
 def trace_id() -> str:
-    return "Xtd" + _base62(secrets.randbits(110), 19)
+    return "Xtd" + _base62(_pool.bits(110), 19)
 
 
 def app_id() -> str:

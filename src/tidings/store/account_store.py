@@ -89,7 +89,7 @@ class AccountStore:
         self, app_id: str, grace_ms: int, secret_hash: str | None = None
     ) -> tuple[str, str] | None:
         """Why the app may not be used now (secret changed, developer blocked, terms), or None."""
-        return await self.engine.read(
+        return await self.engine.read_now(  # on every sender API request: no thread hop
             ops_accounts.app_standing, app_id, self.clock.now_ms(), grace_ms, secret_hash
         )
 

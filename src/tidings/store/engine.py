@@ -21,6 +21,11 @@ class Engine(Protocol):
         """Run ``fn(tx, *args)`` on a read-only snapshot."""
         ...
 
+    async def read_now(self, fn: Callable[..., T], *args: Any) -> T:
+        """:meth:`read` for reads of a few rows by key, on the caller's thread where the engine
+        can (SQLite: no hand-off to a reader thread, which costs more than such a read)."""
+        ...
+
     async def checkpoint(self) -> None:
         """Make committed deletions reach the database files (SQLite: truncate the WAL)."""
         ...

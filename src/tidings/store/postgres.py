@@ -108,6 +108,9 @@ class PostgresEngine:
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.write(fn, *args)
 
+    async def read_now(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.write(fn, *args)  # a network round trip either way
+
     async def checkpoint(self) -> None:
         """Nothing to do here: deleted rows stay in PostgreSQL's files as dead tuples until
         (auto)vacuum reclaims them (see docs/privacy.md)."""

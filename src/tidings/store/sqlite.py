@@ -141,6 +141,11 @@ class SQLiteEngine:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._read_call, fn, args)
 
+    async def read_now(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a point read on the event-loop thread (its own read-only connection): a hand-off
+        to a reader thread and back costs ~20-55 µs of CPU, more than reading a row by key."""
+        return self._read_call(fn, args)
+
     def _read_call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         conn = getattr(self._local, "conn", None)
         if conn is None:

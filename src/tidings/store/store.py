@@ -437,7 +437,8 @@ class Store:
         return await self.engine.read(ops_channels.list_channels, app_id)
 
     async def get_channel(self, app_id: str, channel_id: str) -> Channel | None:
-        return await self.engine.read(ops_channels.get_channel, app_id, channel_id)
+        # a point read on a send with extra.channel_id: no thread hop
+        return await self.engine.read_now(ops_channels.get_channel, app_id, channel_id)
 
     async def discard_channel(self, app_id: str, channel_id: str) -> bool:
         return await self.engine.write(ops_channels.discard_channel, app_id, channel_id)
