@@ -385,14 +385,26 @@ def _push_to_many(
                 out[r] = [] if dropped else [Delivery(r, seq, msg_id, body, expires)]
         return out
     last: dict[str, int] = {}
-    for part in _chunks(sorted(reg_ids)):  # a fixed order avoids deadlocks between senders
-        rows = tx.all(
-            f"SELECT reg_id, last_seq FROM devices WHERE reg_id IN ({_marks(len(part))})"
-            f" ORDER BY reg_id{tx.lock_rows}",
-            tuple(part),
+    if not tx.lock_rows:  # one writer (SQLite): take the sequence numbers in one statement
+        for part in _chunks(sorted(reg_ids)):
+            last.update(
+                tx.all(
+                    "UPDATE devices SET last_seq = last_seq + 1"
+                    f" WHERE reg_id IN ({_marks(len(part))}) RETURNING reg_id, last_seq",
+                    tuple(part),
+                )
+            )
+    else:  # lock the rows in a fixed order first: that avoids deadlocks between senders
+        for part in _chunks(sorted(reg_ids)):
+            rows = tx.all(
+                f"SELECT reg_id, last_seq FROM devices WHERE reg_id IN ({_marks(len(part))})"
+                f" ORDER BY reg_id{tx.lock_rows}",
+                tuple(part),
+            )
+            last.update((r[0], int(r[1]) + 1) for r in rows)
+        tx.many(
+            "UPDATE devices SET last_seq = ? WHERE reg_id = ?", [(q, r) for r, q in last.items()]
         )
-        last.update((r[0], int(r[1]) + 1) for r in rows)
-    tx.many("UPDATE devices SET last_seq = ? WHERE reg_id = ?", [(q, r) for r, q in last.items()])
     tx.many(
         "INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, ?, ?)",
         [(r, q, msg_id, expires) for r, q in last.items()],
