@@ -27,25 +27,37 @@ class _Pool(threading.local):
     def __init__(self) -> None:
         self.data, self.at = b"", 0
 
-    def bits(self, n: int) -> int:
-        size = (n + 7) // 8
-        if self.at + size > len(self.data):
-            self.data, self.at = os.urandom(4096), 0
-        self.at += size
-        return int.from_bytes(self.data[self.at - size : self.at], "big") >> (8 * size - n)
+    def chars(self, n: int) -> str:
+        """``n`` random base-62 characters (bytes 0-247 taken, 248-255 drawn again: unbiased)."""
+        out = ""
+        while len(out) < n:
+            if self.at + n > len(self.data):
+                self.data, self.at = os.urandom(4096), 0
+            chunk = self.data[self.at : self.at + n - len(out)]
+            self.at += len(chunk)
+            out += chunk.translate(_TO_BASE62, _OVER).decode()
+        return out
 
 
 _pool = _Pool()
+# byte b -> _ALPHABET[b % 62] for b < 248 (4 × 62); the 8 bytes above are deleted (drawn again)
+_TO_BASE62 = bytes(ord(_ALPHABET[b % 62]) for b in range(248)) + bytes(8)
+_OVER = bytes(range(248, 256))
+_stamp = (-1, "")  # the last millisecond and its 8 characters (many ids share one)
 
 
 def message_id() -> str:
-    """A 22-character opaque id, roughly time-ordered (Mi Push ids have the same length)."""
+    """A 22-character opaque id, roughly time-ordered (Mi Push ids have the same length): 8
+    characters of milliseconds, then 11 random ones (65 bits)."""
+    global _stamp
     ms = time.time_ns() // 1_000_000
-    return "tdm" + _base62(ms, 8) + _base62(_pool.bits(64), 11)
+    if ms != _stamp[0]:
+        _stamp = (ms, _base62(ms, 8))
+    return "tdm" + _stamp[1] + _pool.chars(11)
 
 
 def trace_id() -> str:
-    return "Xtd" + _base62(_pool.bits(110), 19)
+    return "Xtd" + _pool.chars(19)
 
 
 def app_id() -> str:
