@@ -72,6 +72,19 @@ async def test_unicast_inbox_seq_ack(store: Store) -> None:
     assert [d.seq for d in await store.pending(regs[0])] == [2]
 
 
+async def test_another_apps_regid_is_a_bad_target_and_keeps_its_sequence(store: Store) -> None:
+    app_id, regs = await _app_and_devices(store, 2)
+    other = await store.create_app("Other", "com.example.other")
+    foreign = await store.register_device(other.app.app_id, "uaid9", DeviceInfo())
+    res = await store.send_unicast(_msg(store, app_id, TargetKind.REGID), [*regs, foreign])
+    assert set(res.reg_ids) == set(regs) and res.bad_targets == (foreign,)
+    assert (await store.get_device(foreign)).last_seq == 0  # type: ignore[union-attr]
+    assert await store.pending(foreign) == []
+    m = _msg(store, other.app.app_id, TargetKind.REGID)
+    assert (await store.send_unicast(m, [foreign, *regs])).reg_ids == (foreign,)
+    assert [d.seq for d in await store.pending(foreign)] == [1]
+
+
 async def test_no_valid_target_stores_nothing(store: Store) -> None:
     app_id, _ = await _app_and_devices(store, 1)
     res = await store.send_unicast(_msg(store, app_id, TargetKind.REGID), ["x", "y"])

@@ -386,14 +386,7 @@ def _push_to_many(
         return out
     last: dict[str, int] = {}
     if not tx.lock_rows:  # one writer (SQLite): take the sequence numbers in one statement
-        for part in _chunks(sorted(reg_ids)):
-            last.update(
-                tx.all(
-                    "UPDATE devices SET last_seq = last_seq + 1"
-                    f" WHERE reg_id IN ({_marks(len(part))}) RETURNING reg_id, last_seq",
-                    tuple(part),
-                )
-            )
+        last = _take_seqs(tx, reg_ids)
     else:  # lock the rows in a fixed order first: that avoids deadlocks between senders
         for part in _chunks(sorted(reg_ids)):
             rows = tx.all(
@@ -405,6 +398,30 @@ def _push_to_many(
         tx.many(
             "UPDATE devices SET last_seq = ? WHERE reg_id = ?", [(q, r) for r, q in last.items()]
         )
+    return _append_inbox(tx, last, msg_id, expires, cap, body)
+
+
+def _take_seqs(tx: Tx, reg_ids: Sequence[str], app_id: str | None = None) -> dict[str, int]:
+    """Give each device (of ``app_id``, if given) its next sequence number, in one statement per
+    500 devices; regId -> the number. Unknown devices (or another app's) are left out. SQLite
+    only: PostgreSQL must lock the rows in a fixed order first (see :func:`_push_to_many`)."""
+    app_sql, app_args = (" AND app_id = ?", (app_id,)) if app_id is not None else ("", ())
+    last: dict[str, int] = {}
+    for part in _chunks(sorted(set(reg_ids))):
+        last.update(
+            tx.all(
+                "UPDATE devices SET last_seq = last_seq + 1"
+                f" WHERE reg_id IN ({_marks(len(part))}){app_sql} RETURNING reg_id, last_seq",
+                (*part, *app_args),
+            )
+        )
+    return last
+
+
+def _append_inbox(
+    tx: Tx, last: Mapping[str, int], msg_id: str, expires: int, cap: int, body: str | None
+) -> dict[str, list[Delivery]]:
+    """The inbox rows of one message at the sequence numbers taken (:func:`_take_seqs`)."""
     tx.many(
         "INSERT INTO inbox (reg_id, seq, msg_id, expires_at) VALUES (?, ?, ?, ?)",
         [(r, q, msg_id, expires) for r, q in last.items()],
@@ -480,6 +497,16 @@ def send_unicast(
     ``quotas`` (category -> messages per device and UTC day, from the active limits) leaves out
     the devices that already acked that many messages of the message's category today.
     """
+    if (
+        store
+        and not tx.lock_rows
+        and message.kind is TargetKind.REGID
+        and len(targets) >= 3
+        and not quotas
+        and DeviceFilter.of(message.notification.extra) is None
+        and privacy_ops.accepted_versions(tx, message.app_id) is None
+    ):
+        return _send_to_regids(tx, message, targets, cap)
     known, bad = resolve_targets(tx, message.app_id, message.kind, targets)
     feedback_kind = _FEEDBACK_KINDS.get(message.kind)
     if bad and feedback_kind and store:
@@ -577,6 +604,27 @@ def _left_out_receipts(
             callback,
             extra,
         )
+
+
+def _send_to_regids(tx: Tx, message: Message, targets: Sequence[str], cap: int) -> UnicastResult:
+    """:func:`send_unicast` to regIds of an app with no consent gate, without a device filter or
+    quotas (SQLite): the statement that takes each device's sequence number also tells which
+    targets are the app's devices, so they are not looked up first."""
+    last = _take_seqs(tx, targets, message.app_id)
+    reg_ids = [t for t in dict.fromkeys(targets) if t in last]
+    bad = [t for t in targets if t not in last]
+    if bad:
+        ops_feedback.record_invalid(tx, message.app_id, ops_feedback.REGID, bad, message.created_at)
+    if not reg_ids:
+        return UnicastResult((), tuple(bad))
+    _insert_message(tx, message, None)
+    ops_stats.record_message(
+        tx, message, raw=len(set(targets)), resolved=len(reg_ids), invalid=len(set(bad)), bad=bad
+    )
+    body = message.notification.to_json()
+    deliveries = _append_inbox(tx, last, message.msg_id, message.expires_at, cap, body)
+    dropped = sum(1 for ds in deliveries.values() if not ds)
+    return UnicastResult(tuple(reg_ids), tuple(bad), dropped, deliveries=deliveries)
 
 
 def send_unicast_batch(
