@@ -24,6 +24,7 @@ T = TypeVar("T")
 log = logging.getLogger("tidings.store")
 
 _STOP = object()
+CHECKPOINT_EVERY_S = 1.0  # the background checkpoint runs at most this often (while writes come)
 _CHECKPOINT = object()
 
 
@@ -62,9 +63,9 @@ def _connect(path: str, readonly: bool = False) -> sqlite3.Connection:
     else:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
-        # checkpoint every ~40 MiB of WAL rather than 4 MiB: a page written by many commits
-        # (inbox pages under fan-out) is copied back to the database once, not once per commit
-        conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        # no checkpoint inside a commit: the engine's checkpointer thread copies the WAL back
+        # (SQLiteEngine._run_checkpointer), so the writer does not wait for that I/O
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA secure_delete = ON")  # deleted data is overwritten, not left behind
         # the writer touches every device row of a fan-out: keep them cached (grows as used)
@@ -95,6 +96,9 @@ class SQLiteEngine:
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._committed = threading.Event()  # set by the writer after a commit
+        self._closing = threading.Event()
+        self._checkpointer: threading.Thread | None = None
 
     async def start(self) -> None:
         if self.path != ":memory:":
@@ -108,8 +112,18 @@ class SQLiteEngine:
         )
         self._writer.start()
         await ready
+        if self.path != ":memory:":
+            self._checkpointer = threading.Thread(
+                target=self._run_checkpointer, name="tidings-sqlite-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._closing.set()
+            self._committed.set()
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
         if self._writer is not None:
             self._queue.put(_STOP)
             await asyncio.to_thread(self._writer.join)
@@ -196,6 +210,30 @@ class SQLiteEngine:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.close()
 
+    def _run_checkpointer(self) -> None:
+        """Copy committed WAL frames back into the database file, beside the writer.
+
+        Woken by commits, at most once per ``CHECKPOINT_EVERY_S``: the WAL holds about that much
+        of the writes (a page written by many commits is copied once), and the writer never
+        waits for the copy. PASSIVE: it runs alongside the writer and readers, copying what no
+        reader still needs; the WAL starts over once everything was copied.
+        """
+        conn = _connect(self.path)
+        try:
+            while True:
+                self._committed.wait()
+                if self._closing.is_set():
+                    break
+                self._committed.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # the next commit tries again
+                    log.warning("sqlite checkpoint failed: %s", exc)
+                if self._closing.wait(CHECKPOINT_EVERY_S):
+                    break
+        finally:
+            conn.close()
+
     def _checkpoint(self, conn: sqlite3.Connection, item: Any) -> None:
         _, _, fut, loop = item
         error: BaseException | None = None
@@ -228,6 +266,7 @@ class SQLiteEngine:
                     conn.execute("RELEASE op")
                     outcomes.append((fut, loop, result, None))
             conn.execute("COMMIT")
+            self._committed.set()
         except sqlite3.Error as exc:
             log.error("sqlite commit failed: %s", exc)
             if conn.in_transaction:
