@@ -162,9 +162,13 @@ class Message:
         return self.notification.extra.get("jobkey")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class Delivery:
-    """One inbox entry ready to go to a device. ``msg_id`` None is the resync marker."""
+    """One inbox entry ready to go to a device. ``msg_id`` None is the resync marker.
+
+    Never changed once made; not frozen because a send builds one per target (a frozen
+    dataclass costs ~1 µs more per instance: 1,000 per 1000-target send).
+    """
 
     reg_id: str
     seq: int
