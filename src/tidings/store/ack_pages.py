@@ -19,6 +19,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from tidings.store.batches import chunks, marks
+
 if TYPE_CHECKING:
     from tidings.store.ops import Tx
 
@@ -60,11 +62,10 @@ def _pages(tx: Tx, app_id: str, slots: Iterable[int]) -> dict[int, array.array[i
     """The pages holding these slots (locked for update on PostgreSQL)."""
     wanted = sorted({s // SLOTS for s in slots})
     pages: dict[int, array.array[int]] = {}
-    for i in range(0, len(wanted), 500):
-        part = wanted[i : i + 500]
+    for part in chunks(wanted):
         for page, blob in tx.all(
             "SELECT page, cursors FROM log_ack_pages"
-            f" WHERE app_id = ? AND page IN ({','.join('?' * len(part))})"
+            f" WHERE app_id = ? AND page IN ({marks(len(part))})"
             f" ORDER BY page{tx.lock_rows}",
             (app_id, *part),
         ):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tidings import ids
@@ -34,9 +34,10 @@ from tidings.store import (
     ops_stats,
     privacy_ops,
 )
+from tidings.store.batches import chunks as _chunks
+from tidings.store.batches import marks as _marks
 from tidings.store.schema import MIGRATIONS
 
-CHUNK = 500
 NEVER = 2**62  # expiry of the resync marker
 
 
@@ -50,15 +51,6 @@ class Tx(Protocol):
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def rowcount(self) -> int: ...
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 # --- schema -------------------------------------------------------------------------------------

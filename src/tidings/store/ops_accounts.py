@@ -22,6 +22,7 @@ from tidings.compliance.account_models import (
 )
 from tidings.core.models import App
 from tidings.store import ops, ops_terms
+from tidings.store.batches import chunks, marks
 from tidings.store.ops import Tx
 
 _DEV_COLS = (
@@ -100,10 +101,9 @@ def transition(tx: Tx, t: Transition, allowed_from: Sequence[str]) -> Developer 
     The conditional update makes two concurrent transitions from one state impossible. Returns
     the updated developer, or None when the current state does not allow the move.
     """
-    marks = ",".join("?" * len(allowed_from))
     tx.execute(
         f"UPDATE developers SET state = ?, state_reason = ?, state_since = ?, deadline = ?"
-        f" WHERE developer_id = ? AND state = ? AND state IN ({marks})",
+        f" WHERE developer_id = ? AND state = ? AND state IN ({marks(len(allowed_from))})",
         (t.to_state, t.reason, t.at, t.deadline, t.developer_id, t.from_state, *allowed_from),
     )
     if tx.rowcount() != 1:
@@ -255,8 +255,8 @@ def delete_app(tx: Tx, developer_id: str | None, app_id: str) -> list[str]:
     if owned_app(tx, developer_id, app_id) is None:
         return []
     reg_ids = [r[0] for r in tx.all("SELECT reg_id FROM devices WHERE app_id = ?", (app_id,))]
-    for chunk in ops._chunks(reg_ids):
-        tx.execute(f"DELETE FROM inbox WHERE reg_id IN ({ops._marks(len(chunk))})", list(chunk))
+    for chunk in chunks(reg_ids):
+        tx.execute(f"DELETE FROM inbox WHERE reg_id IN ({marks(len(chunk))})", tuple(chunk))
     for table in _APP_TABLES:
         tx.execute(f"DELETE FROM {table} WHERE app_id = ?", (app_id,))
     tx.execute("DELETE FROM devices WHERE app_id = ?", (app_id,))

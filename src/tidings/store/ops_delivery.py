@@ -22,13 +22,11 @@ from tidings.core.models import (
 )
 from tidings.core.topics import matches
 from tidings.store import ack_pages, ops_filters, ops_stats, privacy_ops
+from tidings.store.batches import chunks, marks
 from tidings.store.ops import (
-    CHUNK,
     Tx,
-    _chunks,
     _enforce_cap,
     _left_out_receipts,
-    _marks,
     _over_cap,
     over_quota,
 )
@@ -70,12 +68,12 @@ def catch_up_to(
     head = int(head_row[0])
     devices: dict[str, tuple[int, int]] = {}  # reg_id -> (log_cursor, last_seq)
     slots: dict[str, int] = {}  # reg_id -> its slot for log cursors (ack_pages)
-    for part in _chunks(sorted(set(reg_ids))):
+    for part in chunks(sorted(set(reg_ids))):
         # by primary key only: with app_id in the WHERE clause SQLite picks the (app_id, account)
         # index for long IN lists and walks every device of the app once per chunk
         rows = tx.all(
             "SELECT reg_id, app_id, log_cursor, last_seq, ack_slot FROM devices"
-            f" WHERE reg_id IN ({_marks(len(part))}) ORDER BY reg_id{tx.lock_rows}",
+            f" WHERE reg_id IN ({marks(len(part))}) ORDER BY reg_id{tx.lock_rows}",
             part,
         )
         found = {r[0]: (int(r[2]), int(r[3])) for r in rows if r[1] == app_id}
@@ -283,13 +281,13 @@ def _subscriptions(
 ) -> dict[str, set[str]]:
     """The subset of ``topics`` each device subscribes to (all its topics when there are many)."""
     few = len(topics) <= 100
-    topic_sql = f" AND topic IN ({_marks(len(topics))})" if few else ""
+    topic_sql = f" AND topic IN ({marks(len(topics))})" if few else ""
     topic_args = tuple(topics) if few else ()
     subscribed: dict[str, set[str]] = {}
-    for part in _chunks(reg_ids, CHUNK):
+    for part in chunks(reg_ids):
         rows = tx.all(
             f"SELECT reg_id, topic FROM topic_subs WHERE app_id = ?{topic_sql}"
-            f" AND reg_id IN ({_marks(len(part))})",
+            f" AND reg_id IN ({marks(len(part))})",
             (app_id, *topic_args, *part),
         )
         for reg_id, topic in rows:
@@ -324,7 +322,7 @@ def ack(
     (a quota is active) also counts it for the device's daily quota.
     """
     delivered: dict[str, list[str]] = {}
-    for part in _chunks(list(dict.fromkeys(acks)), 250):
+    for part in chunks(list(dict.fromkeys(acks)), 250):
         # an OR of primary-key matches: both engines use the key for each term (row-value IN
         # lists make SQLite scan the table)
         match = " OR ".join(["(reg_id = ? AND seq = ? AND coalesce(msg_id, '') = ?)"] * len(part))

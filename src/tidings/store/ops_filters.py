@@ -9,22 +9,21 @@ from typing import TYPE_CHECKING
 
 from tidings.core.filters import FILTER_KEYS, DeviceFilter
 from tidings.core.models import DeviceInfo, Notification
+from tidings.store.batches import chunks, marks
 
 if TYPE_CHECKING:
     from tidings.store.ops import Tx
 
-CHUNK = 500
 _LIKE = " OR ".join(["body LIKE ?"] * len(FILTER_KEYS))  # a cheap pre-check before JSON
 _PATTERNS = tuple(f'%"{k}"%' for k in FILTER_KEYS)
 
 
 def device_infos(tx: Tx, reg_ids: Sequence[str]) -> dict[str, DeviceInfo]:
     infos: dict[str, DeviceInfo] = {}
-    for i in range(0, len(reg_ids), CHUNK):
-        part = reg_ids[i : i + CHUNK]
+    for part in chunks(reg_ids):
         rows = tx.all(
             "SELECT reg_id, app_version, locale, model FROM devices"
-            f" WHERE reg_id IN ({','.join('?' * len(part))})",
+            f" WHERE reg_id IN ({marks(len(part))})",
             tuple(part),
         )
         for reg_id, app_version, locale, model in rows:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from tidings import ids
 from tidings.core.quotas import Limits, LimitsEntry
+from tidings.store.batches import chunks, marks
 
 if TYPE_CHECKING:
     from tidings.store.ops import Tx
@@ -63,11 +64,10 @@ def count_delivered(tx: Tx, per_device: Mapping[tuple[str, str], int], day: str)
 def delivered_today(tx: Tx, reg_ids: Sequence[str], day: str, category: str) -> dict[str, int]:
     """Messages of ``category`` each device acked on ``day`` (devices with none are absent)."""
     out: dict[str, int] = {}
-    for i in range(0, len(reg_ids), 500):
-        part = reg_ids[i : i + 500]
+    for part in chunks(reg_ids):
         rows = tx.all(
             "SELECT reg_id, delivered FROM device_daily WHERE day = ? AND category = ?"
-            f" AND reg_id IN ({','.join('?' * len(part))})",
+            f" AND reg_id IN ({marks(len(part))})",
             (day, category, *part),
         )
         out.update((str(r[0]), int(r[1])) for r in rows)

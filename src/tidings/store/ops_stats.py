@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from tidings.core.models import DAILY_COUNTERS, Message, MessageStats, TargetKind
 from tidings.store import ops_channels, ops_limits, ops_receipts
+from tidings.store.batches import chunks, marks
 
 if TYPE_CHECKING:
     from tidings.store.ops import Tx
@@ -52,10 +53,9 @@ def bump_daily(tx: Tx, app_id: str, day: str, counts: Mapping[str, int]) -> None
         if name not in _DAILY_COLUMNS:
             raise ValueError(name)
     names = ", ".join(counts)
-    marks = ", ".join("?" * len(counts))
     updates = ", ".join(f"{n} = daily_stats.{n} + excluded.{n}" for n in counts)
     tx.execute(
-        f"INSERT INTO daily_stats (app_id, day, {names}) VALUES (?, ?, {marks})"
+        f"INSERT INTO daily_stats (app_id, day, {names}) VALUES (?, ?, {marks(len(counts))})"
         f" ON CONFLICT (app_id, day) DO UPDATE SET {updates}",
         (app_id, day, *counts.values()),
     )
@@ -195,12 +195,10 @@ def record_delivered(
 
 def record_expired(tx: Tx, expired: Mapping[str, Sequence[str]], now: int) -> None:
     """Messages whose time to live ran out before these devices got them (receipt type 1024)."""
-    ids = list(expired)
-    for i in range(0, len(ids), 500):
-        part = ids[i : i + 500]
+    for part in chunks(list(expired)):
         rows = tx.all(
             "SELECT msg_id, app_id, callback_url, callback_param, callback_type, jobkey"
-            f" FROM message_stats WHERE msg_id IN ({','.join('?' * len(part))})"
+            f" FROM message_stats WHERE msg_id IN ({marks(len(part))})"
             " AND callback_url IS NOT NULL",
             tuple(part),
         )

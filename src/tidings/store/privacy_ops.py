@@ -18,17 +18,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tidings.compliance.models import ConsentRecord, PolicyVersion
+from tidings.store.batches import chunks, marks
 
 if TYPE_CHECKING:
     from tidings.store.ops import Tx
 
 GENESIS = "0" * 64
-CHUNK = 500
 AGREED, WITHDRAWN, ERASED = "agreed", "withdrawn", "erased"
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 def subject_of(app_id: str, reg_id: str) -> str:
@@ -92,11 +88,10 @@ def consent_filter(tx: Tx, app_id: str, reg_ids: Sequence[str]) -> tuple[list[st
     if accepted is None or not reg_ids:
         return list(reg_ids), []
     ok: set[str] = set()
-    for i in range(0, len(reg_ids), CHUNK):
-        part = list(reg_ids[i : i + CHUNK])
+    for part in chunks(reg_ids):
         rows = tx.all(
-            f"SELECT reg_id, consent_version FROM devices WHERE reg_id IN ({_marks(len(part))})",
-            part,
+            f"SELECT reg_id, consent_version FROM devices WHERE reg_id IN ({marks(len(part))})",
+            tuple(part),
         )
         ok.update(r[0] for r in rows if r[1] in accepted)
     return [r for r in reg_ids if r in ok], [r for r in reg_ids if r not in ok]

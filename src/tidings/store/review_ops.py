@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from tidings.compliance.models import HeldMessage, ReviewRule, Verdict
 from tidings.core.models import Message, Notification, TargetKind, TopicOp, UnicastResult
+from tidings.store.batches import marks
 
 if TYPE_CHECKING:
     from tidings.store.ops import Tx
@@ -68,7 +69,7 @@ def audience(tx: Tx, app_id: str, kind: TargetKind, topics: Sequence[str]) -> in
     else:
         row = tx.one(
             f"SELECT count(DISTINCT reg_id) FROM topic_subs WHERE app_id = ?"
-            f" AND topic IN ({','.join('?' * len(topics))})",
+            f" AND topic IN ({marks(len(topics))})",
             (app_id, *topics),
         )
     return int(row[0]) if row else 0
