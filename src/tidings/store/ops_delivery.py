@@ -186,31 +186,31 @@ def _select(
     if not filters and not at_quota and all(e[1] is TargetKind.ALL for e in entries):
         # the common broadcast: what a device gets depends on its cursor and consent only
         out = _by_cursor(cursors, [e[0] for e in entries], unconsented, copies, filtered)
-        cursors = {}  # nothing left for the loop below
-    for reg_id, cursor in cursors.items():
-        mine = subscribed.get(reg_id, no_topics)
-        info = infos.get(reg_id, DeviceInfo()) if filters else None
-        got = []
-        for entry, kind, topics, op, _, _ in entries:
-            if entry.offset > cursor and (
-                kind is TargetKind.ALL or matches(kind, topics, op, mine)
-            ):
-                msg_id = entry.msg_id
-                if reg_id in unconsented:  # skipped for good, but counted
-                    filtered[msg_id] = filtered.get(msg_id, 0) + 1
-                    continue
-                flt = filters.get(msg_id) if filters else None
-                if flt is not None and info is not None and not flt.accepts(info):
-                    unmatched.setdefault(msg_id, []).append(reg_id)  # device_condition_unmatch
-                    continue
-                over = at_quota.get(msg_id)
-                if over is not None and reg_id in over[0]:  # at its daily quota: left out
-                    over_hit.setdefault(msg_id, {})[reg_id] = over[0][reg_id]
-                    continue
-                copies[msg_id] += 1
-                got.append(entry)
-        if got:
-            out[reg_id] = got
+    else:  # per device: topics, device filters, quotas
+        for reg_id, cursor in cursors.items():
+            mine = subscribed.get(reg_id, no_topics)
+            info = infos.get(reg_id, DeviceInfo()) if filters else None
+            got = []
+            for entry, kind, topics, op, _, _ in entries:
+                if entry.offset > cursor and (
+                    kind is TargetKind.ALL or matches(kind, topics, op, mine)
+                ):
+                    msg_id = entry.msg_id
+                    if reg_id in unconsented:  # skipped for good, but counted
+                        filtered[msg_id] = filtered.get(msg_id, 0) + 1
+                        continue
+                    flt = filters.get(msg_id) if filters else None
+                    if flt is not None and info is not None and not flt.accepts(info):
+                        unmatched.setdefault(msg_id, []).append(reg_id)  # device_condition_unmatch
+                        continue
+                    over = at_quota.get(msg_id)
+                    if over is not None and reg_id in over[0]:  # at its daily quota: left out
+                        over_hit.setdefault(msg_id, {})[reg_id] = over[0][reg_id]
+                        continue
+                    copies[msg_id] += 1
+                    got.append(entry)
+            if got:
+                out[reg_id] = got
     privacy_ops.count_stat(tx, filtered, app_id, "filtered_consent")
     if copies or unmatched:
         ops_stats.record_copies(tx, app_id, copies, now, unmatched)

@@ -24,8 +24,8 @@ T = TypeVar("T")
 log = logging.getLogger("tidings.store")
 
 _STOP = object()
-CHECKPOINT_EVERY_S = 1.0  # the background checkpoint runs at most this often (while writes come)
 _CHECKPOINT = object()
+CHECKPOINT_EVERY_S = 1.0  # the background checkpoint runs at most this often (while writes come)
 
 
 class SQLiteTx:
