@@ -376,10 +376,10 @@ def _push_to_many(
             if seq:
                 out[r] = [] if dropped else [Delivery(r, seq, msg_id, body, expires)]
         return out
-    last: dict[str, int] = {}
     if not tx.lock_rows:  # one writer (SQLite): take the sequence numbers in one statement
         last = _take_seqs(tx, reg_ids)
     else:  # lock the rows in a fixed order first: that avoids deadlocks between senders
+        last = {}
         for part in _chunks(sorted(reg_ids)):
             rows = tx.all(
                 f"SELECT reg_id, last_seq FROM devices WHERE reg_id IN ({_marks(len(part))})"
@@ -493,7 +493,6 @@ def send_unicast(
         store
         and not tx.lock_rows
         and message.kind is TargetKind.REGID
-        and len(targets) >= 3
         and not quotas
         and DeviceFilter.of(message.notification.extra) is None
         and privacy_ops.accepted_versions(tx, message.app_id) is None
