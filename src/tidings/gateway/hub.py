@@ -72,6 +72,12 @@ class Link(Protocol):
 AppMoves = tuple[dict[str, tuple[int, int]], list[tuple[str, int, str]]]
 
 
+def _moves_slot(moves: dict[str, AppMoves], slot: Slot) -> bool:
+    """Whether these moves hold a cursor move of the slot's device."""
+    app = moves.get(slot.app_id)
+    return app is not None and slot.reg_id in app[0]
+
+
 class Slot:
     __slots__ = (
         "ack_slot",
@@ -453,14 +459,9 @@ class Hub:
     async def _settle_moves(self, slot: Slot) -> None:
         """Wait until the device's cursor moves noted so far are committed (only a device that
         was connected here before has any)."""
-        reg_id, app_id = slot.reg_id, slot.app_id
-        if reg_id in self._moves.get(app_id, ({}, []))[0]:
+        if _moves_slot(self._moves, slot):
             await self._flush_acks()
-        writes = [
-            done
-            for done, moved in self._flushing.items()
-            if reg_id in moved.get(app_id, ({}, []))[0]
-        ]
+        writes = [done for done, moved in self._flushing.items() if _moves_slot(moved, slot)]
         if writes:
             await asyncio.gather(*writes, return_exceptions=True)
 
