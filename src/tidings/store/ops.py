@@ -260,7 +260,7 @@ def unsubscribe(tx: Tx, app_id: str, reg_ids: Sequence[str], topic: str) -> None
 def known_regids(tx: Tx, app_id: str, reg_ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for part in _chunks(list(dict.fromkeys(reg_ids))):
-        rows = tx.all(  # by primary key only (see ops_delivery.catch_up)
+        rows = tx.all(  # by primary key only (see ops_delivery.catch_up_to)
             f"SELECT reg_id, app_id FROM devices WHERE reg_id IN ({_marks(len(part))})", part
         )
         found.update(r[0] for r in rows if r[1] == app_id)

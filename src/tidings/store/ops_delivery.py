@@ -32,27 +32,6 @@ from tidings.store.ops import (
 )
 
 
-def catch_up(
-    tx: Tx,
-    app_id: str,
-    reg_ids: Sequence[str],
-    now: int,
-    cap: int,
-    quotas: Mapping[str, int] | None = None,
-) -> dict[str, list[Delivery]]:
-    """Copy unexpired log messages past each device's cursor into its inbox, if it matches them.
-
-    Returns the new inbox entries per device, ready to send (an empty list: new entries, but
-    read them from the inbox, the backlog cap dropped some). Runs when a device connects and,
-    for connected devices that do not take broadcasts from the log (:func:`log_fanout`), when
-    the log grows: a broadcast costs O(1) writes at send time and one row per device only for
-    devices that actually come to fetch it. Done in batches: a few statements per 500 devices,
-    not per device. With ``quotas`` (the active per-device daily quotas), devices at their quota
-    for a message's category are left out of it (receipt 128).
-    """
-    return catch_up_to(tx, app_id, reg_ids, now, cap, quotas)[1]
-
-
 def catch_up_to(
     tx: Tx,
     app_id: str,
@@ -61,7 +40,17 @@ def catch_up_to(
     cap: int,
     quotas: Mapping[str, int] | None = None,
 ) -> tuple[int, dict[str, list[Delivery]]]:
-    """:func:`catch_up`, and the log head the devices' cursors now stand at (0: unknown app)."""
+    """Copy unexpired log messages past each device's cursor into its inbox, if it matches them.
+
+    Returns the log head the devices' cursors now stand at (0: unknown app) and the new inbox
+    entries per device, ready to send (an empty list: new entries, but read them from the inbox,
+    the backlog cap dropped some). Runs when a device connects and,
+    for connected devices that do not take broadcasts from the log (:func:`log_fanout`), when
+    the log grows: a broadcast costs O(1) writes at send time and one row per device only for
+    devices that actually come to fetch it. Done in batches: a few statements per 500 devices,
+    not per device. With ``quotas`` (the active per-device daily quotas), devices at their quota
+    for a message's category are left out of it (receipt 128).
+    """
     head_row = tx.one("SELECT log_head FROM apps WHERE app_id = ?", (app_id,))
     if head_row is None:
         return 0, {}
@@ -124,7 +113,7 @@ def log_fanout(
     For connected devices that are up to date with the log: ``cursors`` are where the gateway
     stands with each (it may be ahead of ``devices.log_cursor``, which moves only when the device
     acks, :func:`ack_log`). Nothing is written per device: no inbox row, no cursor move. The same
-    checks as :func:`catch_up` choose the messages (topics, consent, device filters, quotas) and
+    checks as :func:`catch_up_to` choose the messages (topics, consent, device filters, quotas) and
     the same counters and receipts record the choice. Returns the log head evaluated up to.
     """
     head_row = tx.one("SELECT log_head FROM apps WHERE app_id = ?", (app_id,))

@@ -185,20 +185,14 @@ class Store:
         return await self.engine.write(ops.append_log, message)
 
     async def catch_up(self, app_id: str, reg_ids: Sequence[str]) -> dict[str, list[Delivery]]:
-        quotas = await self._quotas()
-        return await self.engine.write(
-            ops_delivery.catch_up,
-            app_id,
-            list(reg_ids),
-            self.clock.now_ms(),
-            self.backlog_cap,
-            quotas,
-        )
+        """:meth:`catch_up_to` without the log head."""
+        return (await self.catch_up_to(app_id, reg_ids))[1]
 
     async def catch_up_to(
         self, app_id: str, reg_ids: Sequence[str]
     ) -> tuple[int, dict[str, list[Delivery]]]:
-        """:meth:`catch_up`, and the log head the devices' cursors now stand at."""
+        """New broadcasts into the devices' inboxes (``ops_delivery.catch_up_to``), and the log
+        head the devices' cursors now stand at."""
         quotas = await self._quotas()
         return await self.engine.write(
             ops_delivery.catch_up_to,
