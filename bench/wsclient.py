@@ -19,6 +19,12 @@ import orjson
 from websockets.speedups import apply_mask
 
 SUBPROTOCOL = "push-notification"
+# In a broadcast round the generator reads first and answers later: what arrives is stamped
+# and kept, and parsed, checked and acked once no read came for QUIET_S (at most HOLD_S after
+# the first). One core plays thousands of devices; without this, the acks of the devices read
+# first delay the reading (and the timestamps) of the rest, which real devices do not do.
+QUIET_S = 0.003
+HOLD_S = 0.25
 
 
 class _Masks:
@@ -71,6 +77,11 @@ class Fleet:
         self.collect_last = 0.0
         self.rx: dict[str, tuple[str, str, float]] = {}  # msg_id -> (reg_id, payload, time)
         self.collect_done: asyncio.Future[None] | None = None
+        # broadcast rounds: (device, received at, bytes) read but not yet handled
+        self.held: list[tuple[Device, float, bytes]] | None = None
+        self.held_since = self.last_read = 0.0
+        self.handler: asyncio.TimerHandle | None = None
+        self.rx_at = 0.0  # when what is being handled arrived
 
     def problem(self, kind: str) -> None:
         self.problems[kind] = self.problems.get(kind, 0) + 1
@@ -83,6 +94,30 @@ class Fleet:
         self.first_rx.clear()
         for d in self.devices:
             d.got.clear()
+        self.held = []
+
+    def hold(self, dev: Device, data: bytes) -> None:
+        now = time.monotonic()
+        assert self.held is not None
+        if not self.held:
+            self.held_since = now
+        self.held.append((dev, time.time(), data))
+        self.last_read = now
+        if self.handler is None:
+            self.handler = asyncio.get_running_loop().call_later(QUIET_S, self.handle_held)
+
+    def handle_held(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_read < QUIET_S and now - self.held_since < HOLD_S:
+            self.handler = asyncio.get_running_loop().call_later(QUIET_S, self.handle_held)
+            return
+        if self.handler is not None:
+            self.handler.cancel()
+        self.handler = None
+        held, self.held = self.held or [], ([] if self.held is not None else None)
+        for dev, at, data in held:
+            self.rx_at = at
+            dev.feed(data)
 
     def collect(self, target: int) -> asyncio.Future[None]:
         """Accept any message from now on; the future is done after ``target`` of them."""
@@ -121,6 +156,8 @@ class Fleet:
         except TimeoutError:
             timed_out = True
         self.waiting = None
+        self.handle_held(force=True)
+        self.held = None
         missing = sum(1 for d in self.devices if msg_id not in d.got)
         wrong = sum(1 for d in self.devices if set(d.got) - {msg_id})
         return {
@@ -193,6 +230,14 @@ class Device(asyncio.Protocol):
             self.transport.write(frame(orjson.dumps(obj), opcode))
 
     def data_received(self, data: bytes) -> None:
+        fleet = self.fleet
+        if fleet.held is not None and self.reg_id:
+            fleet.hold(self, data)
+            return
+        fleet.rx_at = time.time()
+        self.feed(data)
+
+    def feed(self, data: bytes) -> None:
         self.buf += data
         if not self.upgraded:
             end = self.buf.find(b"\r\n\r\n")
@@ -284,8 +329,8 @@ class Device(asyncio.Protocol):
             self.fleet.problem(f"unexpected_{kind}")
 
     def _on_notification(self, obj: dict[str, Any]) -> None:
-        now = time.time()
         fleet = self.fleet
+        now = fleet.rx_at
         msg_id, seq, offset = obj.get("id"), obj.get("seq"), obj.get("log")
         message = obj.get("message") or {}
         # a stored message carries a positive seq (inbox) or a positive log offset (broadcast
