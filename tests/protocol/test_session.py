@@ -74,7 +74,7 @@ def test_frame_before_hello_closes() -> None:
 def test_ping_is_answered() -> None:
     s = ready()
     assert s.receive_text("{}") == []
-    assert s.frames_to_send() == ["{}"]
+    assert s.frames_to_send() == [b"{}"]
 
 
 @pytest.mark.parametrize(

@@ -206,9 +206,9 @@ class Connection(asyncio.Protocol):
             # Text frames are framed here, not by websockets: a server frame is a 2-10 byte header
             # and the bytes (no mask, no extension negotiated), and one write per flush is cheaper.
             if len(frames) == 1:
-                transport.write(_text_frame(frames[0].encode()))
+                transport.write(_text_frame(frames[0]))
             else:
-                transport.write(b"".join([_text_frame(f.encode()) for f in frames]))
+                transport.write(b"".join([_text_frame(f) for f in frames]))
             if transport.get_write_buffer_size() > self.gateway.send_buffer_bytes:
                 self._cut_off()
                 return

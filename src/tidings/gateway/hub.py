@@ -38,6 +38,7 @@ from tidings.protocol.session import (
     DeviceSession,
     Event,
     Hello,
+    log_frame_tail,
 )
 from tidings.residency import Residency
 from tidings.settings import Settings
@@ -545,44 +546,48 @@ class Hub:
             self._catching_up = False
 
     async def _catch_up_app(self, app_id: str) -> None:
-        live: list[Slot] = []
-        other: list[Slot] = []
-        for reg_id in self.by_app.get(app_id, ()):
-            slot = self.slots.get(reg_id)
-            if slot is not None:
-                (live if slot.log_at >= 0 else other).append(slot)
-        chunks = [live[i : i + FAN_OUT_CHUNK] for i in range(0, len(live), FAN_OUT_CHUNK)]
-        chunks += [other[i : i + CATCH_UP_CHUNK] for i in range(0, len(other), CATCH_UP_CHUNK)]
-        if not chunks:
-            return
-        ahead = asyncio.ensure_future(self._catch_up_chunk(app_id, chunks[0]))
-        for i in range(len(chunks)):
-            await ahead
-            if i + 1 < len(chunks):
-                ahead = asyncio.ensure_future(self._catch_up_chunk(app_id, chunks[i + 1]))
+        reg_ids = list(self.by_app.get(app_id, ()))
+        for i in range(0, len(reg_ids), FAN_OUT_CHUNK):
+            await self._catch_up_chunk(app_id, reg_ids[i : i + FAN_OUT_CHUNK])
 
-    async def _catch_up_chunk(self, app_id: str, slots: list[Slot]) -> None:
-        """Devices in log mode get the new broadcasts from the log, the others (and those still
-        being caught up on registration) through their inboxes; decided now, not earlier."""
+    async def _catch_up_chunk(self, app_id: str, reg_ids: list[str]) -> None:
+        """One pass over up to ``FAN_OUT_CHUNK`` devices of the app, deciding now, not earlier:
+        devices in log mode get the new broadcasts from the log (:meth:`_fan_out`), the others
+        through their inboxes, ``CATCH_UP_CHUNK`` at a time (:meth:`_inbox_catch_up`); those still
+        being caught up on registration, or with a full log window, wait for that to end."""
+        slots, window, log_wait = self.slots, self.window, self._log_wait
         live: list[Slot] = []
+        positions: dict[str, int] = {}  # where the gateway stands with each live device
         inbox: list[Slot] = []
-        for slot in slots:
-            if self.slots.get(slot.reg_id) is not slot or slot.link.closed:
+        for reg_id in reg_ids:
+            slot = slots.get(reg_id)
+            if slot is None or slot.link.closed:
                 continue
             if slot.log_ok and slot.catching:
-                self._log_wait.add(slot.reg_id)  # its registration catches it up, then a fan-out
+                log_wait.add(reg_id)  # its registration catches it up, then a fan-out
             elif slot.log_at < 0 or slot.catching:
                 inbox.append(slot)
-            elif slot.fanning or len(slot.log_inflight) >= self.window:
-                self._log_wait.add(slot.reg_id)  # fanned out again when that ends
+            elif slot.fanning or len(slot.log_inflight) >= window:
+                log_wait.add(reg_id)  # fanned out again when that ends
             else:
+                slot.fanning = True
                 live.append(slot)
+                positions[reg_id] = slot.log_at
         if live and inbox:
-            await asyncio.gather(self._fan_out(app_id, live), self._inbox_catch_up(app_id, inbox))
+            await asyncio.gather(
+                self._fan_out(app_id, live, positions), self._inbox_catch_ups(app_id, inbox)
+            )
         elif live:
-            await self._fan_out(app_id, live)
+            await self._fan_out(app_id, live, positions)
         elif inbox:
-            await self._inbox_catch_up(app_id, inbox)
+            await self._inbox_catch_ups(app_id, inbox)
+
+    async def _inbox_catch_ups(self, app_id: str, slots: list[Slot]) -> None:
+        for i in range(0, len(slots), CATCH_UP_CHUNK):
+            # those gone meanwhile are left out
+            part = [s for s in slots[i : i + CATCH_UP_CHUNK] if self.slots.get(s.reg_id) is s]
+            if part:
+                await self._inbox_catch_up(app_id, part)
 
     async def _register_catch_up(self, app_id: str, slot: Slot) -> None:
         """Catch a device that just registered up through its inbox; it is in log mode after
@@ -625,14 +630,12 @@ class Hub:
         if slot.fanning:
             self._log_wait.add(slot.reg_id)  # the running fan-out goes again when it ends
             return
-        await self._fan_out(slot.app_id, [slot])
+        slot.fanning = True
+        await self._fan_out(slot.app_id, [slot], {slot.reg_id: slot.log_at})
 
-    async def _fan_out(self, app_id: str, slots: list[Slot]) -> None:
-        """Send the devices (in log mode) the log broadcasts past where each stands."""
-        positions = {}
-        for slot in slots:  # one pass: a fan-out reaches 20,000 devices at a time
-            slot.fanning = True
-            positions[slot.reg_id] = slot.log_at
+    async def _fan_out(self, app_id: str, slots: list[Slot], positions: dict[str, int]) -> None:
+        """Send the devices (in log mode, marked ``fanning`` by the caller) the log broadcasts
+        past where each stands (``positions``)."""
         try:
             head, new = await self._store(app_id).log_fanout(app_id, positions)
         except BaseException:
@@ -642,6 +645,7 @@ class Hub:
         now = time.monotonic()
         sent = 0
         again = []
+        tails: dict[int, bytes] = {}  # each entry's frame but the regId, made once
         for slot in slots:
             slot.fanning = False
             reg_id = slot.reg_id
@@ -654,7 +658,10 @@ class Hub:
             if entries:
                 session = slot.link.session
                 for entry in entries:
-                    session.deliver_log(reg_id, entry)
+                    tail = tails.get(entry.offset)
+                    if tail is None:
+                        tail = tails[entry.offset] = log_frame_tail(entry)
+                    session.deliver_log(reg_id, entry, tail)
                     slot.log_inflight[entry.offset] = (now, entry)
                 slot.link.flush()
                 sent += len(entries)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 from typing import Any
 
 import orjson
@@ -103,8 +102,8 @@ class ConsentChange:
 Event = Hello | AppRegister | AppUnregister | AppCommand | Acked | Clicked | ConsentChange
 
 
-def _dump(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+def _dump(obj: dict[str, Any]) -> bytes:
+    return orjson.dumps(obj)
 
 
 def _str(obj: dict[str, Any], key: str, limit: int = 256, required: bool = True) -> str:
@@ -134,7 +133,7 @@ class DeviceSession:
         self.errors = 0
         self.close_code: int | None = None
         self.close_reason = ""
-        self._out: list[str] = []
+        self._out: list[bytes] = []
 
     # input
 
@@ -152,7 +151,7 @@ class DeviceSession:
             self._error(codes.BAD_FRAME, "frame must be a JSON object")
             return []
         if not obj:  # {} is a ping
-            self._out.append("{}")
+            self._out.append(b"{}")
             return []
         kind = obj.get("messageType")
         if self.state is State.AWAIT_HELLO and kind != "hello":
@@ -174,7 +173,7 @@ class DeviceSession:
 
     # output
 
-    def frames_to_send(self) -> list[str]:
+    def frames_to_send(self) -> list[bytes]:
         out, self._out = self._out, []
         return out
 
@@ -286,8 +285,10 @@ class DeviceSession:
     def deliver(self, d: Delivery) -> None:
         self._out.append(delivery_frame(d))
 
-    def deliver_log(self, reg_id: str, entry: LogEntry) -> None:
-        self._out.append(log_frame(reg_id, entry))
+    def deliver_log(self, reg_id: str, entry: LogEntry, tail: bytes = b"") -> None:
+        """``tail``: the entry's :func:`log_frame_tail`, when the caller made it once for many
+        devices (a fan-out)."""
+        self._out.append(_LOG_HEAD + reg_id.encode() + (tail or log_frame_tail(entry)))
 
     def revoke(self, reg_id: str, notify_id: int) -> None:
         """Tell the device to take down the notification shown in slot ``notify_id``.
@@ -449,22 +450,28 @@ def _req(obj: dict[str, Any]) -> str:
     return req
 
 
-def delivery_frame(d: Delivery) -> str:
+def delivery_frame(d: Delivery) -> bytes:
     """The frame for one inbox entry; the message body is stored as ready-made JSON."""
     if d.msg_id is None:
-        return f'{{"messageType":"resync","reg_id":"{d.reg_id}","seq":{d.seq},"id":""}}'
+        return f'{{"messageType":"resync","reg_id":"{d.reg_id}","seq":{d.seq},"id":""}}'.encode()
     return (
         f'{{"messageType":"notification","reg_id":"{d.reg_id}","seq":{d.seq},'
         f'"id":"{d.msg_id}","message":{d.body}}}'
-    )
+    ).encode()
 
 
-def log_frame(reg_id: str, entry: LogEntry) -> str:
-    """The frame for a broadcast sent from the app log: ``log`` (its offset) instead of ``seq``."""
-    return (
-        f'{{"messageType":"notification","reg_id":"{reg_id}","log":{entry.offset},'
-        f'"id":"{entry.msg_id}","message":{entry.body}}}'
-    )
+_LOG_HEAD = b'{"messageType":"notification","reg_id":"'
+
+
+def log_frame_tail(entry: LogEntry) -> bytes:
+    """What follows the regId in the frame of a broadcast sent from the app log (``log``, its
+    offset, instead of ``seq``): the same for every device, so a fan-out makes it once."""
+    return f'","log":{entry.offset},"id":"{entry.msg_id}","message":{entry.body}}}'.encode()
+
+
+def log_frame(reg_id: str, entry: LogEntry) -> bytes:
+    """The frame for a broadcast sent from the app log to one device."""
+    return _LOG_HEAD + reg_id.encode() + log_frame_tail(entry)
 
 
 _HANDLERS = {
