@@ -65,6 +65,14 @@ async def test_app_standing_terms_and_deletion(store: Store) -> None:
     assert await acc.accept_terms(Acceptance("d1", "v1", now, "127.0.0.1"))
     assert not await acc.accept_terms(Acceptance("d1", "v1", now, "127.0.0.1"))
     assert await acc.app_standing(app.app_id, DAY) is None
+    later = store.clock.now_ms() + DAY
+    assert await acc.publish_terms(TermsVersion("v2", "t", now, later))
+    assert await acc.publish_terms(TermsVersion("v3", "t", now, later + 10 * DAY))
+    store.clock.advance(2 * DAY)  # type: ignore[attr-defined]
+    standing = await acc.app_standing(app.app_id, DAY)
+    assert standing is not None and "terms version v2 not accepted" in standing[1]
+    assert await acc.accept_terms(Acceptance("d1", "v3", now, "127.0.0.1"))  # a later one counts
+    assert await acc.app_standing(app.app_id, DAY) is None
     reg = await store.register_device(app.app_id, "u1", DeviceInfo())
     assert await acc.delete_app("d2", app.app_id) == []  # not theirs: nothing happens
     assert await acc.delete_app("d1", app.app_id) == [reg]

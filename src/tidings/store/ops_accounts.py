@@ -274,23 +274,30 @@ def app_standing(
     when its developer has not accepted the terms in force past the grace period. Apps without an
     owner (created before developer accounts existed) are never refused for the last two.
     """
+    # one statement (it runs on every sender API request): the app and its developer, the terms
+    # version in force, and whether the developer accepted it or a later one
     row = tx.one(
-        "SELECT a.secret_hash, d.developer_id, d.state, d.state_reason, d.deadline FROM apps a"
-        " LEFT JOIN developers d ON d.developer_id = a.developer_id WHERE a.app_id = ?",
-        (app_id,),
+        "SELECT a.secret_hash, d.developer_id, d.state, d.state_reason, d.deadline,"
+        " t.version, t.effective_at, EXISTS (SELECT 1 FROM terms_acceptances ac"
+        " JOIN terms_versions tv ON tv.version = ac.version"
+        " WHERE ac.developer_id = d.developer_id AND tv.effective_at >= t.effective_at)"
+        " FROM apps a LEFT JOIN developers d ON d.developer_id = a.developer_id"
+        f" LEFT JOIN (SELECT version, effective_at {ops_terms.IN_FORCE}) t ON TRUE"
+        " WHERE a.app_id = ?",
+        (now, app_id),
     )
     if row is None or (secret_hash is not None and row[0] != secret_hash):
         return "secret", "Invalid application secret."
-    _, developer_id, state, reason, deadline = row
+    _, developer_id, state, reason, deadline, version, effective_at, accepted = row
     if developer_id is None:
         return None
     if state == AccountState.TERMINATING and deadline is not None and deadline <= now:
         state, reason = AccountState.TERMINATED.value, "termination notice period over"
     if state in BLOCKED_STATES:
         return "blocked", f"developer account {state}: {reason}"
-    missing = ops_terms.unaccepted_in_force(tx, developer_id, now, grace_ms)
-    if missing is not None:
-        return "terms", f"terms version {missing} not accepted; accept it to send again"
+    # the version in force must be accepted once its grace period is over
+    if version is not None and now >= effective_at + grace_ms and not accepted:
+        return "terms", f"terms version {version} not accepted; accept it to send again"
     return None
 
 

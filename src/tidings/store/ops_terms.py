@@ -33,13 +33,16 @@ def version(tx: Tx, name: str) -> TermsVersion | None:
     return TermsVersion(*row) if row else None
 
 
+# The version in force at a time (the one ? stands for), to select columns from: the latest whose
+# effective date has come.
+IN_FORCE = (
+    "FROM terms_versions WHERE effective_at <= ? ORDER BY effective_at DESC, version DESC LIMIT 1"
+)
+
+
 def in_force(tx: Tx, now: int) -> TermsVersion | None:
     """The version in force now: the latest whose effective date has come."""
-    row = tx.one(
-        f"SELECT {_TERMS_COLS} FROM terms_versions WHERE effective_at <= ?"
-        " ORDER BY effective_at DESC, version DESC LIMIT 1",
-        (now,),
-    )
+    row = tx.one(f"SELECT {_TERMS_COLS} {IN_FORCE}", (now,))
     return TermsVersion(*row) if row else None
 
 
@@ -67,19 +70,3 @@ def acceptances(tx: Tx, developer_id: str | None) -> list[Acceptance]:
             (developer_id,),
         )
     return [Acceptance(*r) for r in rows]
-
-
-def unaccepted_in_force(tx: Tx, developer_id: str, now: int, grace_ms: int) -> str | None:
-    """The version in force the developer must accept and has not, once its grace has passed.
-
-    Accepting the version in force or any later one counts.
-    """
-    current = in_force(tx, now)
-    if current is None or now < current.effective_at + grace_ms:
-        return None
-    row = tx.one(
-        "SELECT 1 FROM terms_acceptances a JOIN terms_versions t ON t.version = a.version"
-        " WHERE a.developer_id = ? AND t.effective_at >= ?",
-        (developer_id, current.effective_at),
-    )
-    return None if row else current.version
