@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import os
 import struct
 import time
@@ -21,10 +22,12 @@ from websockets.speedups import apply_mask
 SUBPROTOCOL = "push-notification"
 # In a broadcast round the generator reads first and answers later: what arrives is stamped
 # and kept, and parsed, checked and acked once no read came for QUIET_S (at most HOLD_S after
-# the first). One core plays thousands of devices; without this, the acks of the devices read
-# first delay the reading (and the timestamps) of the rest, which real devices do not do.
+# the first), HANDLE_BATCH at a time with a look at the sockets between batches. One core plays
+# thousands of devices; without this, the acks of the devices read first delay the reading (and
+# the timestamps) of the rest, which real devices do not do.
 QUIET_S = 0.003
 HOLD_S = 0.25
+HANDLE_BATCH = 64
 
 
 class _Masks:
@@ -78,9 +81,10 @@ class Fleet:
         self.rx: dict[str, tuple[str, str, float]] = {}  # msg_id -> (reg_id, payload, time)
         self.collect_done: asyncio.Future[None] | None = None
         # broadcast rounds: (device, received at, bytes) read but not yet handled
-        self.held: list[tuple[Device, float, bytes]] | None = None
+        self.held: collections.deque[tuple[Device, float, bytes]] | None = None
         self.held_since = self.last_read = 0.0
-        self.handler: asyncio.TimerHandle | None = None
+        self.handler: asyncio.Handle | None = None
+        self.handling = False  # handling what is held, a batch per event-loop turn
         self.rx_at = 0.0  # when what is being handled arrived
 
     def problem(self, kind: str) -> None:
@@ -94,7 +98,7 @@ class Fleet:
         self.first_rx.clear()
         for d in self.devices:
             d.got.clear()
-        self.held = []
+        self.held = collections.deque()
 
     def hold(self, dev: Device, data: bytes) -> None:
         now = time.monotonic()
@@ -108,16 +112,28 @@ class Fleet:
 
     def handle_held(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self.last_read < QUIET_S and now - self.held_since < HOLD_S:
-            self.handler = asyncio.get_running_loop().call_later(QUIET_S, self.handle_held)
-            return
+        loop = asyncio.get_running_loop()
         if self.handler is not None:
             self.handler.cancel()
         self.handler = None
-        held, self.held = self.held or [], ([] if self.held is not None else None)
-        for dev, at, data in held:
-            self.rx_at = at
+        held = self.held
+        if not held:
+            self.handling = False
+            return
+        if (
+            not force
+            and not self.handling
+            and now - self.last_read < QUIET_S
+            and now - self.held_since < HOLD_S
+        ):
+            self.handler = loop.call_later(QUIET_S, self.handle_held)
+            return
+        for _ in range(len(held) if force else min(len(held), HANDLE_BATCH)):
+            dev, self.rx_at, data = held.popleft()
             dev.feed(data)
+        self.handling = bool(held)
+        if held:  # the sockets are read before the next batch
+            self.handler = loop.call_soon(self.handle_held)
 
     def collect(self, target: int) -> asyncio.Future[None]:
         """Accept any message from now on; the future is done after ``target`` of them."""
@@ -158,6 +174,7 @@ class Fleet:
         self.waiting = None
         self.handle_held(force=True)
         self.held = None
+        self.handling = False
         missing = sum(1 for d in self.devices if msg_id not in d.got)
         wrong = sum(1 for d in self.devices if set(d.got) - {msg_id})
         return {
