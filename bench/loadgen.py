@@ -49,7 +49,7 @@ async def _stdin() -> asyncio.StreamReader:
 async def devices(args: argparse.Namespace) -> None:
     fleet: Fleet | MqttFleet
     if args.mode == "mqtt":
-        fleet = MqttFleet("127.0.0.1", args.port)
+        fleet = MqttFleet("127.0.0.1", args.port, qos=args.qos)
     else:
         url = urlsplit(args.gateway)
         fleet = Fleet(url.hostname or "127.0.0.1", url.port or 80, json.loads(args.app))
@@ -360,6 +360,7 @@ def main() -> None:
     d.add_argument("--timeout", type=float, default=120.0)
     m = sub.add_parser("mqtt")
     m.add_argument("--port", type=int, required=True)
+    m.add_argument("--qos", type=int, choices=(0, 1), default=0)
     m.add_argument("--count", type=int, required=True)
     m.add_argument("--emit-regids", action="store_true")
     m.add_argument("--timeout", type=float, default=120.0)

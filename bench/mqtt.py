@@ -1,9 +1,10 @@
 """Mosquitto side by side: the broker as a subprocess, and a lean MQTT 3.1.1 subscriber fleet.
 
-The client speaks just what the fan-out scenario needs (CONNECT, SUBSCRIBE at QoS 0, PUBLISH at
-QoS 0, DISCONNECT); each subscriber is an ``asyncio.Protocol`` like the Tidings devices in
-``bench/wsclient.py``, and :class:`MqttFleet` obeys the same ``arm`` / ``wait`` commands as
-``wsclient.Fleet``, so both servers are driven by the same generator design.
+The client speaks just what the fan-out scenario needs (CONNECT, SUBSCRIBE and PUBLISH at QoS 0,
+or at QoS 1 with PUBACKs for the side by side with acks, DISCONNECT); each subscriber is an
+``asyncio.Protocol`` like the Tidings devices in ``bench/wsclient.py``, and :class:`MqttFleet`
+obeys the same ``arm`` / ``wait`` commands as ``wsclient.Fleet``, so both servers are driven by
+the same generator design.
 """
 
 from __future__ import annotations
@@ -54,12 +55,18 @@ def connect_packet(client_id: str, keepalive: int = 0) -> bytes:
     )
 
 
-def subscribe_packet(packet_id: int, topic: str) -> bytes:
-    return packet(0x82, struct.pack("!H", packet_id) + _str(topic) + b"\x00")
+def subscribe_packet(packet_id: int, topic: str, qos: int = 0) -> bytes:
+    return packet(0x82, struct.pack("!H", packet_id) + _str(topic) + bytes([qos]))
 
 
-def publish_packet(topic: str, payload: bytes) -> bytes:
-    return packet(0x30, _str(topic) + payload)  # QoS 0: no packet id
+def publish_packet(topic: str, payload: bytes, qos: int = 0, packet_id: int = 1) -> bytes:
+    if qos == 0:
+        return packet(0x30, _str(topic) + payload)  # no packet id
+    return packet(0x30 | qos << 1, _str(topic) + struct.pack("!H", packet_id) + payload)
+
+
+def puback_packet(packet_id: int) -> bytes:
+    return b"\x40\x02" + struct.pack("!H", packet_id)
 
 
 DISCONNECT = b"\xe0\x00"
@@ -92,8 +99,8 @@ def split(buf: bytearray) -> list[tuple[int, bytes]]:
 class MqttFleet:
     """N subscribers of one generator process; same round protocol as ``wsclient.Fleet``."""
 
-    def __init__(self, host: str, port: int, topic: str = TOPIC) -> None:
-        self.host, self.port, self.topic = host, port, topic
+    def __init__(self, host: str, port: int, topic: str = TOPIC, qos: int = 0) -> None:
+        self.host, self.port, self.topic, self.qos = host, port, topic, qos
         self.devices: list[Subscriber] = []
         self.expected = b""
         self.count = 0
@@ -201,16 +208,22 @@ class Subscriber(asyncio.Protocol):
         now = time.time()
         for first, body in split(self.buf):
             kind = first >> 4
-            if kind == 3:  # PUBLISH, QoS 0: topic, then payload
+            if kind == 3:  # PUBLISH: topic, the packet id at QoS 1 (then PUBACK it), payload
                 (tlen,) = struct.unpack_from("!H", body)
-                self.fleet.received(self, body[2 + tlen :], now)
+                if first & 0x06:
+                    (packet_id,) = struct.unpack_from("!H", body, 2 + tlen)
+                    self.fleet.received(self, body[4 + tlen :], now)
+                    if self.transport is not None:
+                        self.transport.write(puback_packet(packet_id))
+                else:
+                    self.fleet.received(self, body[2 + tlen :], now)
             elif kind == 2:  # CONNACK
                 if body[1:2] != b"\x00":
                     self.ready.set_exception(ConnectionError(f"CONNACK refused: {body!r}"))
                 elif self.transport is not None:
-                    self.transport.write(subscribe_packet(1, self.fleet.topic))
-            elif kind == 9:  # SUBACK
-                if body[2:3] != b"\x00":
+                    self.transport.write(subscribe_packet(1, self.fleet.topic, self.fleet.qos))
+            elif kind == 9:  # SUBACK: the QoS granted
+                if body[2:3] != bytes([self.fleet.qos]):
                     self.ready.set_exception(ConnectionError(f"SUBACK refused: {body!r}"))
                 elif not self.ready.done():
                     self.ready.set_result(None)
@@ -218,8 +231,9 @@ class Subscriber(asyncio.Protocol):
                 self.fleet.problem(f"unexpected_{kind}")
 
 
-async def publish(host: str, port: int, payload: str, topic: str = TOPIC) -> float:
-    """Connect a publisher, send one QoS 0 message; return the time just before the write."""
+async def publish(host: str, port: int, payload: str, topic: str = TOPIC, qos: int = 0) -> float:
+    """Connect a publisher, send one message (at QoS 1: wait for its PUBACK); return the time just
+    before the write."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(connect_packet(f"pub-{os.getpid()}-{time.monotonic_ns()}"))
@@ -228,7 +242,12 @@ async def publish(host: str, port: int, payload: str, topic: str = TOPIC) -> flo
         if head[0] >> 4 != 2 or head[3] != 0:
             raise RuntimeError(f"publisher CONNACK refused: {head!r}")
         sent = time.time()
-        writer.write(publish_packet(topic, payload.encode()) + DISCONNECT)
+        writer.write(publish_packet(topic, payload.encode(), qos))
+        if qos:
+            ack = await asyncio.wait_for(reader.readexactly(4), 10)
+            if ack != puback_packet(1):
+                raise RuntimeError(f"publisher PUBACK expected: {ack!r}")
+        writer.write(DISCONNECT)
         await writer.drain()
         return sent
     finally:
