@@ -88,7 +88,7 @@ def consent_filter(tx: Tx, app_id: str, reg_ids: Sequence[str]) -> tuple[list[st
     if accepted is None or not reg_ids:
         return list(reg_ids), []
     ok: set[str] = set()
-    for part in chunks(reg_ids):
+    for part in chunks(sorted(reg_ids)):  # in key order: neighbouring pages
         rows = tx.all(
             f"SELECT reg_id, consent_version FROM devices WHERE reg_id IN ({marks(len(part))})",
             tuple(part),
