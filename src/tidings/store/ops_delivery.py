@@ -382,12 +382,7 @@ def sweep_expired(tx: Tx, now: int) -> tuple[int, int]:
 
     Messages that expired undelivered on some devices get a receipt (type 1024) if they asked.
     """
-    # an entry expires with its message (the resync marker, msg_id NULL, never does)
-    rows = tx.all(
-        "DELETE FROM inbox WHERE msg_id IN (SELECT msg_id FROM messages WHERE expires_at <= ?)"
-        " RETURNING msg_id, reg_id",
-        (now,),
-    )
+    rows = tx.all("DELETE FROM inbox WHERE expires_at <= ? RETURNING msg_id, reg_id", (now,))
     inbox = len(rows)
     expired: dict[str, list[str]] = {}
     for msg_id, reg_id in rows:

@@ -415,12 +415,6 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "DROP TABLE log_acks",
         ],
     ),
-    (
-        # 9: no index on inbox expiry: the sweep finds expired entries through their messages
-        # (messages_expiry, then inbox_msg), so each inbox row is one B-tree insert fewer
-        9,
-        ["DROP INDEX inbox_expiry"],
-    ),
 ]
 
 LATEST = max(version for version, _ in MIGRATIONS)
