@@ -32,7 +32,7 @@ def plan(cfg: scenarios.Config) -> list[Step]:
             steps.append((f"mosquitto-{n}", lambda n=n: scenarios.mosquitto(cfg, n)))  # type: ignore[misc]
     if cfg.mosquitto and cfg.broadcast_sizes:  # like for like: subscribers that ack, largest N
         n = max(cfg.broadcast_sizes)
-        steps.append((f"mosquitto-qos1-{n}", lambda: scenarios.mosquitto(cfg, n, qos=1)))
+        steps.append((f"mosquitto-qos1-{n}", lambda n=n: scenarios.mosquitto(cfg, n, qos=1)))  # type: ignore[misc]
     for n in cfg.memory_sizes:
         steps.append((f"memory-{n}", lambda n=n: scenarios.memory(cfg, n)))  # type: ignore[misc]
     steps.append(("latency", lambda: scenarios.latency(cfg)))

@@ -128,12 +128,14 @@ class Fleet:
         ):
             self.handler = loop.call_later(QUIET_S, self.handle_held)
             return
-        for _ in range(len(held) if force else min(len(held), HANDLE_BATCH)):
-            dev, self.rx_at, data = held.popleft()
-            dev.feed(data)
-        self.handling = bool(held)
-        if held:  # the sockets are read before the next batch
-            self.handler = loop.call_soon(self.handle_held)
+        try:
+            for _ in range(len(held) if force else min(len(held), HANDLE_BATCH)):
+                dev, self.rx_at, data = held.popleft()
+                dev.feed(data)
+        finally:  # the rest is handled even when one device's data raised
+            self.handling = bool(held)
+            if held:  # the sockets are read before the next batch
+                self.handler = loop.call_soon(self.handle_held)
 
     def collect(self, target: int) -> asyncio.Future[None]:
         """Accept any message from now on; the future is done after ``target`` of them."""

@@ -526,13 +526,9 @@ class Hub:
             slot.sent = max(slot.sent, items[-1].seq)
 
     async def _catch_up_connected(self) -> None:
-        """Bring every connected device of the apps whose log grew up to date, in chunks.
+        """Bring every connected device of the apps whose log grew up to date.
 
-        Devices in log mode get the new broadcasts from the log (:meth:`_fan_out`), the others
-        through their inboxes (:meth:`_deliver_new`). The next chunk is committed by the store
-        while this one is being sent, so a broadcast to many devices starts arriving after the
-        first chunk, not after all of them. One pass at a time: broadcasts that arrive meanwhile
-        are taken by the next pass.
+        One pass at a time: broadcasts that arrive meanwhile are taken by the next pass.
         """
         if self._catching_up:
             return
@@ -546,18 +542,33 @@ class Hub:
             self._catching_up = False
 
     async def _catch_up_app(self, app_id: str) -> None:
+        """An app's connected devices, ``FAN_OUT_CHUNK`` at a time, each chunk decided when its
+        turn comes (:meth:`_classify`): devices in log mode get the new broadcasts from the log
+        (:meth:`_fan_out`), chunk after chunk; the others are caught up through their inboxes
+        (:meth:`_inbox_catch_ups`) beside the later chunks' fan-outs."""
         reg_ids = list(self.by_app.get(app_id, ()))
-        for i in range(0, len(reg_ids), FAN_OUT_CHUNK):
-            await self._catch_up_chunk(app_id, reg_ids[i : i + FAN_OUT_CHUNK])
+        runs: list[asyncio.Future[None]] = []
+        try:
+            for i in range(0, len(reg_ids), FAN_OUT_CHUNK):
+                live, positions, inbox = self._classify(reg_ids[i : i + FAN_OUT_CHUNK])
+                if inbox:
+                    runs.append(asyncio.ensure_future(self._inbox_catch_ups(app_id, inbox)))
+                if live:
+                    await self._fan_out(app_id, live, positions)
+            if runs:
+                await asyncio.gather(*runs)
+        except BaseException:
+            for run in runs:
+                run.cancel()
+            raise
 
-    async def _catch_up_chunk(self, app_id: str, reg_ids: list[str]) -> None:
-        """One pass over up to ``FAN_OUT_CHUNK`` devices of the app, deciding now, not earlier:
-        devices in log mode get the new broadcasts from the log (:meth:`_fan_out`), the others
-        through their inboxes, ``CATCH_UP_CHUNK`` at a time (:meth:`_inbox_catch_up`); those still
-        being caught up on registration, or with a full log window, wait for that to end."""
+    def _classify(self, reg_ids: list[str]) -> tuple[list[Slot], dict[str, int], list[Slot]]:
+        """In one pass: the devices to fan out to now (marked ``fanning``) with where the gateway
+        stands with each, and those to catch up through their inboxes. Those still being caught
+        up on registration, or with a full log window, wait for that to end (``_log_wait``)."""
         slots, window, log_wait = self.slots, self.window, self._log_wait
         live: list[Slot] = []
-        positions: dict[str, int] = {}  # where the gateway stands with each live device
+        positions: dict[str, int] = {}
         inbox: list[Slot] = []
         for reg_id in reg_ids:
             slot = slots.get(reg_id)
@@ -573,14 +584,7 @@ class Hub:
                 slot.fanning = True
                 live.append(slot)
                 positions[reg_id] = slot.log_at
-        if live and inbox:
-            await asyncio.gather(
-                self._fan_out(app_id, live, positions), self._inbox_catch_ups(app_id, inbox)
-            )
-        elif live:
-            await self._fan_out(app_id, live, positions)
-        elif inbox:
-            await self._inbox_catch_ups(app_id, inbox)
+        return live, positions, inbox
 
     async def _inbox_catch_ups(self, app_id: str, slots: list[Slot]) -> None:
         for i in range(0, len(slots), CATCH_UP_CHUNK):
@@ -638,10 +642,21 @@ class Hub:
         past where each stands (``positions``)."""
         try:
             head, new = await self._store(app_id).log_fanout(app_id, positions)
+            again = self._send_log(app_id, slots, head, new)
         except BaseException:
-            for slot in slots:
+            for slot in slots:  # none stays marked, whatever failed
                 slot.fanning = False
             raise
+        if self._moves:
+            self._flush_moves_soon()
+        for slot in again:
+            self._spawn(self._fan_out_one(slot))
+
+    def _send_log(
+        self, app_id: str, slots: list[Slot], head: int, new: dict[str, list[LogEntry]]
+    ) -> list[Slot]:
+        """The fan-out's sends, in one pass without a yield; returns the devices a broadcast
+        reached meanwhile (``_log_wait``) that can take it now."""
         now = time.monotonic()
         sent = 0
         again = []
@@ -672,10 +687,7 @@ class Hub:
                 self._log_wait.discard(reg_id)
                 again.append(slot)
         self.stats["sent"] += sent
-        if self._moves:
-            self._flush_moves_soon()
-        for slot in again:
-            self._spawn(self._fan_out_one(slot))
+        return again
 
     def _deliver_new(self, new: dict[str, list[Delivery]]) -> None:
         """Send freshly committed entries straight away when they fit; else let the pump read."""
