@@ -253,6 +253,7 @@ class SQLiteEngine:
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
         outcomes: list[tuple[Any, Any, Any, BaseException | None]] = []
         tx = SQLiteTx(conn)
+        changes = conn.total_changes
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, args, fut, loop in batch:
@@ -271,7 +272,8 @@ class SQLiteEngine:
                     conn.execute("RELEASE op")
                     outcomes.append((fut, loop, result, None))
             conn.execute("COMMIT")
-            self._committed.set()
+            if conn.total_changes != changes:  # nothing written (an idle poll): no checkpoint
+                self._committed.set()
         except sqlite3.Error as exc:
             log.error("sqlite commit failed: %s", exc)
             if conn.in_transaction:
