@@ -97,6 +97,8 @@ class SQLiteEngine:
         self._read_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._committed = threading.Event()  # set by the writer after a commit
+        # one checkpoint at a time: SQLite fails a second one at once (busy), without waiting
+        self._checkpointing = threading.Lock()
         self._closing = threading.Event()
         self._checkpointer: threading.Thread | None = None
 
@@ -231,7 +233,8 @@ class SQLiteEngine:
                     break
                 self._committed.clear()
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    with self._checkpointing:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # the next commit tries again
                     log.warning("sqlite checkpoint failed: %s", exc)
                 if self._closing.wait(CHECKPOINT_EVERY_S):
@@ -243,7 +246,8 @@ class SQLiteEngine:
         _, _, fut, loop = item
         error: BaseException | None = None
         try:
-            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            with self._checkpointing:  # after the background pass, if one is running
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if busy and busy[0]:
                 error = StoreError("WAL checkpoint could not complete (readers busy)")
         except sqlite3.Error as exc:
