@@ -47,9 +47,22 @@ log = logging.getLogger("tidings.node")
 
 
 class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._stop = asyncio.Event()
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:  # the node's owner handles signals
         yield
+
+    async def main_loop(self) -> None:
+        # wait for stop() instead of uvicorn's wake-up every 0.1 s: there is no date header to
+        # refresh and no request limit to check
+        await self._stop.wait()
+
+    def stop(self) -> None:
+        self.should_exit = True
+        self._stop.set()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -188,7 +201,7 @@ class Node:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
+            self._http.stop()
             await self._http_task
         await self.gateway.close()
         await self.hub.close()
