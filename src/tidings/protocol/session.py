@@ -288,7 +288,7 @@ class DeviceSession:
     def deliver_log(self, reg_id: str, entry: LogEntry, tail: bytes = b"") -> None:
         """``tail``: the entry's :func:`log_frame_tail`, when the caller made it once for many
         devices (a fan-out)."""
-        self._out.append(_LOG_HEAD + reg_id.encode() + (tail or log_frame_tail(entry)))
+        self._out.append(log_frame(reg_id, entry, tail))
 
     def revoke(self, reg_id: str, notify_id: int) -> None:
         """Tell the device to take down the notification shown in slot ``notify_id``.
@@ -469,9 +469,10 @@ def log_frame_tail(entry: LogEntry) -> bytes:
     return f'","log":{entry.offset},"id":"{entry.msg_id}","message":{entry.body}}}'.encode()
 
 
-def log_frame(reg_id: str, entry: LogEntry) -> bytes:
-    """The frame for a broadcast sent from the app log to one device."""
-    return _LOG_HEAD + reg_id.encode() + log_frame_tail(entry)
+def log_frame(reg_id: str, entry: LogEntry, tail: bytes = b"") -> bytes:
+    """The frame for a broadcast sent from the app log to one device (``tail``: the entry's
+    :func:`log_frame_tail`, if made already)."""
+    return _LOG_HEAD + reg_id.encode() + (tail or log_frame_tail(entry))
 
 
 _HANDLERS = {
