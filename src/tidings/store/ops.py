@@ -489,20 +489,21 @@ def send_unicast(
     ``quotas`` (category -> messages per device and UTC day, from the active limits) leaves out
     the devices that already acked that many messages of the message's category today.
     """
+    accepted = privacy_ops.accepted_versions(tx, message.app_id)  # None: no consent gate
     if (
         store
         and not tx.lock_rows
         and message.kind is TargetKind.REGID
         and not quotas
         and DeviceFilter.of(message.notification.extra) is None
-        and privacy_ops.accepted_versions(tx, message.app_id) is None
+        and accepted is None
     ):
         return _send_to_regids(tx, message, targets, cap)
     known, bad = resolve_targets(tx, message.app_id, message.kind, targets)
     feedback_kind = _FEEDBACK_KINDS.get(message.kind)
     if bad and feedback_kind and store:
         ops_feedback.record_invalid(tx, message.app_id, feedback_kind, bad, message.created_at)
-    reg_ids, filtered = privacy_ops.consent_filter(tx, message.app_id, known)
+    reg_ids, filtered = privacy_ops.split_by_consent(tx, known, accepted)
     if filtered:
         privacy_ops.count_stat(
             tx, {message.msg_id: len(filtered)}, message.app_id, "filtered_consent"

@@ -84,7 +84,13 @@ def accepted_versions(tx: Tx, app_id: str) -> set[str] | None:
 
 def consent_filter(tx: Tx, app_id: str, reg_ids: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split devices into (may receive, filtered for lack of a valid consent)."""
-    accepted = accepted_versions(tx, app_id)
+    return split_by_consent(tx, reg_ids, accepted_versions(tx, app_id))
+
+
+def split_by_consent(
+    tx: Tx, reg_ids: Sequence[str], accepted: set[str] | None
+) -> tuple[list[str], list[str]]:
+    """:func:`consent_filter` with the app's :func:`accepted_versions` already read."""
     if accepted is None or not reg_ids:
         return list(reg_ids), []
     ok: set[str] = set()
