@@ -22,9 +22,9 @@ class Engine(Protocol):
         ...
 
     async def read_now(self, fn: Callable[..., T], *args: Any) -> T:
-        """:meth:`read` for a read of a few rows by key in one statement, on the caller's
-        thread where the engine can (SQLite: no hand-off to a reader thread, which costs more
-        than such a read, and no transaction around the statement)."""
+        """:meth:`read` for one statement that reads a few rows through an index, on the
+        caller's thread where the engine can (SQLite: no hand-off to a reader thread, which
+        costs more than such a read, and no transaction around the statement)."""
         ...
 
     async def checkpoint(self) -> None:

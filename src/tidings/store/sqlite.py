@@ -96,7 +96,7 @@ class SQLiteEngine:
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._committed = threading.Event()  # set by the writer after a commit
+        self._committed = threading.Event()  # set by the writer after a commit that wrote
         # one checkpoint at a time: SQLite fails a second one at once (busy), without waiting
         self._checkpointing = threading.Lock()
         self._closing = threading.Event()
