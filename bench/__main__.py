@@ -103,10 +103,13 @@ def main() -> int:
         default=[],
         help="run only this scenario or family: unicast, unicast-1, broadcast-1000, ...",
     )
+    parser.add_argument("--rounds", type=int, help="broadcast rounds per size (default 5)")
     args = parser.parse_args()
     machine.raise_nofile()
     machine.pin(machine.LOADGEN_CPU)
     cfg = scenarios.QUICK if args.quick else scenarios.FULL
+    if args.rounds:
+        cfg = dataclasses.replace(cfg, rounds=args.rounds)
     if args.no_mosquitto or not os.path.exists(mqtt.MOSQUITTO):
         cfg = dataclasses.replace(cfg, mosquitto=False)
     steps = [s for s in plan(cfg) if not args.only or _chosen(s[0], args.only)]

@@ -177,7 +177,8 @@ async def unicast(cfg: Config, targets: int) -> dict[str, Any]:
             await http.read(timeout=30)  # started
             await asyncio.sleep(cfg.warmup_s)
             cpu0 = srv.cpu_seconds()
-            await asyncio.sleep(cfg.duration_s)
+            with profiled(srv.pid, http.proc.pid):
+                await asyncio.sleep(cfg.duration_s)
             cpu = srv.cpu_seconds() - cpu0
             res = await http.read(timeout=cfg.duration_s + 60)
         finally:
@@ -247,17 +248,35 @@ async def broadcast(cfg: Config, n: int) -> dict[str, Any]:
 
             with profiled(srv.pid, gens[0].proc.pid):
                 for r in range(cfg.rounds):
-                    rounds.append(await _round(cfg, srv.wait_idle, gens, fire, r, n))
+                    rounds.append(
+                        await _round(cfg, srv.wait_idle, srv.system_cpu_seconds, gens, fire, r, n)
+                    )
         srv.stop()
     return _fanout_result("broadcast", n, ready, rounds, before, after, srv.errors)
 
 
 @contextlib.contextmanager
-def profiled(server: int, generator: int) -> Iterator[None]:
+def profiled(server: int, generator: int, name: str = "") -> Iterator[None]:
     """With ``BENCH_PROFILE=<file>`` set, sample the server (into ``<file>``) and one load
     generator (``<file>.gen``) with py-spy (raw format, not pausing them) while the block runs:
-    the broadcast rounds only, not the connecting."""
+    the broadcast rounds only, not the connecting. ``BENCH_PERF=<file>`` records the server with
+    ``perf`` instead (kernel and native frames)."""
     out = os.environ.get("BENCH_PROFILE")
+    perf_out = os.environ.get("BENCH_PERF")
+    if name:  # another server than Tidings: its own files
+        out, perf_out = out and f"{out}.{name}", perf_out and f"{perf_out}.{name}"
+    if perf_out:  # the kernel's share too: perf samples the server, native stacks
+        perf = subprocess.Popen(
+            ["perf", "record", "-F", "999", "-g", "-p", str(server), "-o", perf_out],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield
+        finally:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(timeout=60)
+        return
     if not out:
         yield
         return
@@ -273,7 +292,7 @@ def profiled(server: int, generator: int) -> Iterator[None]:
                 "raw",
                 "--nonblocking",
                 "--rate",
-                "250",
+                os.environ.get("BENCH_PROFILE_RATE", "250"),
                 "--output",
                 path,
             ],
@@ -313,8 +332,14 @@ async def mosquitto(cfg: Config, n: int, qos: int = 0) -> dict[str, Any]:
                 sent = await publish("127.0.0.1", broker.port, _payload(token), qos=qos)
                 return token, sent, time.time()
 
-            for r in range(cfg.rounds):
-                rounds.append(await _round(cfg, broker.wait_idle, gens, fire, r, n))
+            assert broker.proc is not None
+            with profiled(broker.proc.pid, gens[0].proc.pid, "mosquitto"):
+                for r in range(cfg.rounds):
+                    rounds.append(
+                        await _round(
+                            cfg, broker.wait_idle, broker.system_cpu_seconds, gens, fire, r, n
+                        )
+                    )
         broker.stop()
     kind = "mosquitto_qos1" if qos else "mosquitto"
     result = _fanout_result(kind, n, ready, rounds, before, after, broker.errors)
@@ -355,6 +380,7 @@ def _fanout_result(
 async def _round(
     cfg: Config,
     wait_idle: Callable[[], float],
+    system_cpu: Callable[[], float],
     gens: list[Gen],
     fire: Callable[[str], Awaitable[tuple[str, float, float]]],
     r: int,
@@ -365,10 +391,12 @@ async def _round(
     for g in gens:
         await g.ask({"cmd": "arm", "payload": _payload(token)}, timeout=30)
     cpu0 = await asyncio.to_thread(wait_idle)
+    sys0 = system_cpu()
     msg_id, posted, accepted = await fire(token)
     wait = {"cmd": "wait", "id": msg_id, "timeout": cfg.round_timeout_s}
     done = await asyncio.gather(*(g.ask(wait, cfg.round_timeout_s + 30) for g in gens))
     cpu = await asyncio.to_thread(wait_idle) - cpu0  # includes processing the acks
+    system = system_cpu() - sys0
     problems: dict[str, int] = {}
     for d in done:
         for k, v in d["problems"].items():
@@ -388,6 +416,7 @@ async def _round(
         "ms_to_first": (first - posted) * 1000 if first else None,
         "seconds_to_last": (last - posted) if last else None,
         "server_cpu_s": cpu,
+        "server_system_cpu_s": system,
         "loadgen_cpu_s": sum(d["cpu_s"] for d in done),
     }
 
@@ -600,7 +629,17 @@ async def million(cfg: Config) -> dict[str, Any]:
             fire = _broadcaster(client, srv.app["package"], channel, "million")
 
             for r in range(cfg.million_sends):
-                rounds.append(await _round(cfg, srv.wait_idle, gens, fire, r, cfg.million_online))
+                rounds.append(
+                    await _round(
+                        cfg,
+                        srv.wait_idle,
+                        srv.system_cpu_seconds,
+                        gens,
+                        fire,
+                        r,
+                        cfg.million_online,
+                    )
+                )
             await asyncio.to_thread(srv.wait_idle)
             after = await asyncio.to_thread(_row_counts, db)
         srv.stop()

@@ -52,6 +52,11 @@ class Process:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
+    def system_cpu_seconds(self) -> float:
+        """The system (kernel) part of :meth:`cpu_seconds`."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[12]) / CLK_TCK
+
     def rss_kib(self) -> int:
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:

@@ -29,3 +29,26 @@ async def test_commits_reach_the_database_file_without_the_writer_checkpointing(
         started = time.monotonic()
         await engine.close()
         assert time.monotonic() - started < 2  # closing does not wait out the pause
+
+
+async def test_the_wal_stays_bounded_under_a_steady_stream_of_commits(tmp_path: Path) -> None:
+    limit = 256 * 1024
+    engine = SQLiteEngine(tmp_path / "w.db", wal_limit_bytes=limit)
+    await engine.start()
+    wal = tmp_path / "w.db-wal"
+    try:
+        await engine.write(lambda tx: tx.execute("CREATE TABLE t (v BLOB)"))
+        largest = 0
+        for _ in range(40):  # 40 rounds of 8 commits of 16 KiB: 5 MiB written within a second
+            await asyncio.gather(
+                *(
+                    engine.write(lambda tx: tx.execute("INSERT INTO t VALUES (?)", (b"y" * 16384,)))
+                    for _ in range(8)
+                )
+            )
+            largest = max(largest, wal.stat().st_size)
+        # at most the limit plus what the commits since the last copy added
+        assert largest < limit + 8 * 20 * 4096
+        assert await engine.read(lambda tx: tx.one("SELECT count(*) FROM t")[0]) == 320
+    finally:
+        await engine.close()
