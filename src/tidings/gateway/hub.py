@@ -130,7 +130,9 @@ class Hub:
         self.window = settings.inflight_window
         self.ack_timeout = settings.ack_timeout_s
         self.slots: dict[str, Slot] = {}
-        self.by_app: dict[str, set[str]] = collections.defaultdict(set)
+        # each app's connected devices in the order they registered here (a dict, not a set: a
+        # fan-out visits their slots and sockets in the order they were made)
+        self.by_app: dict[str, dict[str, None]] = collections.defaultdict(dict)
         self.stats: collections.Counter[str] = collections.Counter()
         self._queues: dict[int, collections.deque[Event]] = {}
         self._pumping: set[str] = set()
@@ -284,7 +286,7 @@ class Hub:
         if old is not None and old.link is not link:
             old.link.session.apps.pop(reg_id, None)  # the newest connection wins
         slot = self.slots[reg_id] = Slot(reg_id, app_id, link, log_ok, ack_slot)
-        self.by_app[app_id].add(reg_id)
+        self.by_app[app_id][reg_id] = None
         return slot
 
     def detach_one(self, reg_id: str, link: Link) -> None:
@@ -294,7 +296,7 @@ class Hub:
             self._log_wait.discard(reg_id)
             members = self.by_app.get(slot.app_id)
             if members is not None:
-                members.discard(reg_id)
+                members.pop(reg_id, None)
                 if not members:
                     del self.by_app[slot.app_id]
 
