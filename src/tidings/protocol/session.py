@@ -126,6 +126,8 @@ class _BadFrame(Exception):
 class DeviceSession:
     """Protocol state of one device connection."""
 
+    __slots__ = ("_out", "apps", "close_code", "close_reason", "errors", "state", "uaid")
+
     def __init__(self) -> None:
         self.state = State.AWAIT_HELLO
         self.uaid: str | None = None
