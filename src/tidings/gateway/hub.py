@@ -574,7 +574,7 @@ class Hub:
         inbox: list[Slot] = []
         for reg_id in reg_ids:
             slot = slots.get(reg_id)
-            if slot is None or slot.link.closed:
+            if slot is None:  # a closed connection's slots go with it; the send loop checks too
                 continue
             if slot.log_ok and slot.catching:
                 log_wait.add(reg_id)  # its registration catches it up, then a fan-out
@@ -673,14 +673,15 @@ class Hub:
             if advanced:
                 slot.log_at = head  # everything up to head was sent or is not for this device
             if entries:
-                session = slot.link.session
+                link = slot.link
+                session, inflight = link.session, slot.log_inflight
                 for entry in entries:
                     tail = tails.get(entry.offset)
                     if tail is None:
                         tail = tails[entry.offset] = log_frame_tail(entry)
                     session.deliver_log(reg_id, entry, tail)
-                    slot.log_inflight[entry.offset] = (now, entry)
-                slot.link.flush()
+                    inflight[entry.offset] = (now, entry)
+                link.flush()
                 sent += len(entries)
             elif advanced and not slot.log_inflight:
                 # skipped: the cursor may pass them
