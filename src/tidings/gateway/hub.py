@@ -258,6 +258,8 @@ class Hub:
         else:
             assert session.uaid is not None
             reg_id, ack_slot = await store.register(app.app_id, session.uaid, ev.info)
+            if link.closed:  # gone meanwhile: its detach has run, so no slot may be left behind
+                return
             session.register_ok(ev.req, app.app_id, reg_id, ev.log)
             self._stores[app.app_id] = store
             slot = self._attach(reg_id, app.app_id, link, ev.log, ack_slot)
@@ -574,7 +576,7 @@ class Hub:
         inbox: list[Slot] = []
         for reg_id in reg_ids:
             slot = slots.get(reg_id)
-            if slot is None:  # a closed connection's slots go with it; the send loop checks too
+            if slot is None or slot.link.closed:  # closing: its slots go once the socket is shut
                 continue
             if slot.log_ok and slot.catching:
                 log_wait.add(reg_id)  # its registration catches it up, then a fan-out

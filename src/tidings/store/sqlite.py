@@ -69,7 +69,8 @@ def _connect(
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         # no checkpoint inside a commit: the engine's checkpointer thread copies the WAL back
-        # (SQLiteEngine._run_checkpointer), so the writer does not wait for that I/O
+        # (SQLiteEngine._run_checkpointer), so the writer does not wait for that I/O, except
+        # once the WAL passes its limit (SQLiteEngine._copy_back, after the callers are answered)
         conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.execute(f"PRAGMA journal_size_limit = {int(wal_limit)}")  # cut back after a burst
         conn.execute("PRAGMA foreign_keys = ON")
@@ -292,6 +293,7 @@ class SQLiteEngine:
         outcomes: list[tuple[Any, Any, Any, BaseException | None]] = []
         tx = SQLiteTx(conn)
         changes = conn.total_changes
+        copy_back = False
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, args, fut, loop in batch:
@@ -311,9 +313,9 @@ class SQLiteEngine:
                     outcomes.append((fut, loop, result, None))
             conn.execute("COMMIT")
             if conn.total_changes != changes:  # nothing written (an idle poll): no checkpoint
-                if self._wal_bytes() > self._wal_limit:
-                    self._copy_back(conn)
-                else:
+                # the size test counts on journal_size_limit: a WAL started over is cut back
+                copy_back = self._wal_bytes() > self._wal_limit
+                if not copy_back:
                     self._committed.set()
         except sqlite3.Error as exc:
             log.error("sqlite commit failed: %s", exc)
@@ -323,3 +325,5 @@ class SQLiteEngine:
             outcomes = [(b[2], b[3], None, err) for b in batch]
         for fut, loop, result, failure in outcomes:
             loop.call_soon_threadsafe(_settle, fut, result, failure)
+        if copy_back:  # the callers have their answers; the next batch waits for it
+            self._copy_back(conn)
