@@ -173,6 +173,27 @@ async def test_a_full_log_window_waits_for_acks(tmp_path: Path) -> None:
             assert (third["id"], third["log"]) == (ids[2], 3)
 
 
+async def test_several_waiting_log_broadcasts_go_out_together_in_order(tmp_path: Path) -> None:
+    async with running_node(tmp_path / "d", inflight_window=2) as node:
+        app = await node.create_app("Demo", "com.example.demo")
+        async with RawDevice.connect(node) as dev:
+            await dev.hello()
+            reg = (await dev.register(app, features=["log"]))["reg_id"]
+            ids = [await send(node, app, "all", title=f"m{i}") for i in range(4)]
+            got = [await dev.recv(), await dev.recv()]
+            assert [g["log"] for g in got] == [1, 2]
+            both = {
+                "messageType": "ack",
+                "updates": [{"reg_id": reg, "log": g["log"], "id": g["id"]} for g in got],
+            }
+            await dev.send(both)  # room for two: the fan-out sends both waiting entries
+            rest = [await dev.recv(), await dev.recv()]
+            assert [(r["id"], r["log"]) for r in rest] == [(ids[2], 3), (ids[3], 4)]
+            await dev.send(log_ack(reg, rest[0]))
+            await dev.send(log_ack(reg, rest[1]))
+            await until(lambda: _at(node, reg, 4))
+
+
 async def test_an_expired_unacked_log_broadcast_is_not_sent_again(tmp_path: Path) -> None:
     clock = ManualClock(start_ms=1_800_000_000_000)
     async with running_node(tmp_path / "d", clock=clock, ack_timeout_s=0.3) as node:

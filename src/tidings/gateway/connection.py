@@ -219,6 +219,23 @@ class Connection(asyncio.Protocol):
             ws.send_close(session.close_code, session.close_reason)
             self._write()
 
+    def send_text(self, payload: bytes) -> None:
+        """One text frame made elsewhere (a fan-out's, ``session.log_frame``), as :meth:`flush`
+        would send it, without the session's queue when nothing waits there (the common case)."""
+        session = self.session
+        if session.has_output():  # behind what waits (or with the close frame)
+            session.queue(payload)
+            self.flush()
+            return
+        transport, ws = self.transport, self.ws
+        if self.closed or transport is None or ws.state is not _WS_OPEN:
+            return
+        if ws.writes:
+            self._write()
+        transport.write(_text_frame(payload))
+        if transport.get_write_buffer_size() > self.gateway.send_buffer_bytes:
+            self._cut_off()
+
     def _cut_off(self) -> None:
         log.info("device cut off: send buffer over %d bytes", self.gateway.send_buffer_bytes)
         self.gateway.hub.stats["slow_disconnects"] += 1

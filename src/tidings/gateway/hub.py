@@ -38,6 +38,7 @@ from tidings.protocol.session import (
     DeviceSession,
     Event,
     Hello,
+    log_frame,
     log_frame_tail,
 )
 from tidings.residency import Residency
@@ -65,6 +66,7 @@ class Link(Protocol):
     closed: bool
 
     def flush(self) -> None: ...
+    def send_text(self, payload: bytes) -> None: ...
     def close(self, code: int, reason: str) -> None: ...
 
 
@@ -675,15 +677,19 @@ class Hub:
             if advanced:
                 slot.log_at = head  # everything up to head was sent or is not for this device
             if entries:
-                link = slot.link
-                session, inflight = link.session, slot.log_inflight
+                link, inflight = slot.link, slot.log_inflight
                 for entry in entries:
                     tail = tails.get(entry.offset)
                     if tail is None:
                         tail = tails[entry.offset] = log_frame_tail(entry)
-                    session.deliver_log(reg_id, entry, tail)
                     inflight[entry.offset] = (now, entry)
-                link.flush()
+                if len(entries) == 1:  # the common case: its frame straight to the socket
+                    link.send_text(log_frame(reg_id, entry, tails[entry.offset]))
+                else:  # one write for all of them
+                    session = link.session
+                    for entry in entries:
+                        session.deliver_log(reg_id, entry, tails[entry.offset])
+                    link.flush()
                 sent += len(entries)
             elif advanced and not slot.log_inflight:
                 # skipped: the cursor may pass them

@@ -291,6 +291,10 @@ class DeviceSession:
     def deliver(self, d: Delivery) -> None:
         self._out.append(delivery_frame(d))
 
+    def queue(self, frame: bytes) -> None:
+        """A frame made elsewhere (:func:`log_frame`), sent with the next output."""
+        self._out.append(frame)
+
     def deliver_log(self, reg_id: str, entry: LogEntry, tail: bytes = b"") -> None:
         """``tail``: the entry's :func:`log_frame_tail`, when the caller made it once for many
         devices (a fan-out)."""
