@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 from tidings.store.sqlite import SQLiteEngine
 
@@ -52,5 +53,33 @@ async def test_the_wal_stays_bounded_under_a_steady_stream_of_commits(tmp_path: 
         # and a WAL started over is cut back to the limit (the size test above counts on it)
         assert await engine.write(lambda tx: tx.one("PRAGMA journal_size_limit")[0]) == limit
         assert await engine.read(lambda tx: tx.one("SELECT count(*) FROM t")[0]) == 320
+    finally:
+        await engine.close()
+
+
+async def test_writes_queued_during_a_batch_join_it_and_a_checkpoint_waits_its_turn(
+    tmp_path: Path,
+) -> None:
+    engine = SQLiteEngine(tmp_path / "b.db")
+    await engine.start()
+    try:
+        await engine.write(lambda tx: tx.execute("CREATE TABLE t (v INTEGER)"))
+
+        def slow(tx: Any) -> None:
+            tx.execute("INSERT INTO t VALUES (0)")
+            time.sleep(0.3)  # the writes below are queued meanwhile
+
+        first = asyncio.ensure_future(engine.write(slow))
+        await asyncio.sleep(0.1)
+        before = asyncio.ensure_future(
+            engine.write(lambda tx: tx.execute("INSERT INTO t VALUES (1)"))
+        )
+        checkpoint = asyncio.ensure_future(engine.checkpoint())
+        after = asyncio.ensure_future(
+            engine.write(lambda tx: tx.execute("INSERT INTO t VALUES (2)"))
+        )
+        await asyncio.gather(first, before, checkpoint, after)
+        rows = await engine.read(lambda tx: tx.all("SELECT v FROM t ORDER BY rowid"))
+        assert [r[0] for r in rows] == [0, 1, 2]  # in the order queued, none lost or stuck
     finally:
         await engine.close()
