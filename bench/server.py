@@ -46,16 +46,19 @@ class Process:
         assert self.proc is not None
         return self.proc.pid
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the process (all its threads), from /proc."""
+    def _times(self) -> tuple[int, int]:
+        """User and system CPU time of the process (all its threads), in clock ticks."""
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+        return int(fields[11]), int(fields[12])  # utime, stime (fields 14, 15)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process (all its threads), from /proc."""
+        return sum(self._times()) / CLK_TCK
 
     def system_cpu_seconds(self) -> float:
         """The system (kernel) part of :meth:`cpu_seconds`."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[12]) / CLK_TCK
+        return self._times()[1] / CLK_TCK
 
     def rss_kib(self) -> int:
         with open(f"/proc/{self.pid}/status") as f:

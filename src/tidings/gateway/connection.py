@@ -199,24 +199,16 @@ class Connection(asyncio.Protocol):
 
     def flush(self) -> None:
         """Write the session's frames; cut off a device whose socket buffer is over the cap."""
-        session, transport, ws = self.session, self.transport, self.ws
+        session = self.session
         frames = session.frames_to_send()
-        if self.closed or transport is None or ws.state is not _WS_OPEN:
-            return
-        if ws.writes:  # control frames queued by websockets (pongs) go first
-            self._write()
-        if frames:
-            # Text frames are framed here, not by websockets: a server frame is a 2-10 byte header
-            # and the bytes (no mask, no extension negotiated), and one write per flush is cheaper.
-            if len(frames) == 1:
-                transport.write(_text_frame(frames[0]))
-            else:
-                transport.write(b"".join([_text_frame(f) for f in frames]))
-            if transport.get_write_buffer_size() > self.gateway.send_buffer_bytes:
-                self._cut_off()
-                return
-        if session.state is _CLOSED and session.close_code is not None:
-            ws.send_close(session.close_code, session.close_reason)
+        # Text frames are framed here, not by websockets: a server frame is a 2-10 byte header
+        # and the bytes (no mask, no extension negotiated), and one write per flush is cheaper.
+        if len(frames) == 1:
+            sent = self._send_framed(_text_frame(frames[0]))
+        else:
+            sent = self._send_framed(b"".join([_text_frame(f) for f in frames]))
+        if sent and session.state is _CLOSED and session.close_code is not None:
+            self.ws.send_close(session.close_code, session.close_reason)
             self._write()
 
     def send_text(self, payload: bytes) -> None:
@@ -226,15 +218,23 @@ class Connection(asyncio.Protocol):
         if session.has_output():  # behind what waits (or with the close frame)
             session.queue(payload)
             self.flush()
-            return
+        else:
+            self._send_framed(_text_frame(payload))
+
+    def _send_framed(self, data: bytes) -> bool:
+        """Write framed bytes (if any) behind the control frames websockets has queued; False
+        when the connection is not open or the write put it over the buffer cap (cut off)."""
         transport, ws = self.transport, self.ws
         if self.closed or transport is None or ws.state is not _WS_OPEN:
-            return
-        if ws.writes:
+            return False
+        if ws.writes:  # control frames queued by websockets (pongs) go first
             self._write()
-        transport.write(_text_frame(payload))
-        if transport.get_write_buffer_size() > self.gateway.send_buffer_bytes:
-            self._cut_off()
+        if data:
+            transport.write(data)
+            if transport.get_write_buffer_size() > self.gateway.send_buffer_bytes:
+                self._cut_off()
+                return False
+        return True
 
     def _cut_off(self) -> None:
         log.info("device cut off: send buffer over %d bytes", self.gateway.send_buffer_bytes)

@@ -71,7 +71,7 @@ def _connect(
         conn.execute("PRAGMA synchronous = FULL")
         # no checkpoint inside a commit: the engine's checkpointer thread copies the WAL back
         # (SQLiteEngine._run_checkpointer), so the writer does not wait for that I/O, except
-        # once the WAL passes its limit (SQLiteEngine._copy_back, after the callers are answered)
+        # once the WAL passes its limit (_commit_batch, after the callers are answered)
         conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.execute(f"PRAGMA journal_size_limit = {int(wal_limit)}")  # cut back after a burst
         conn.execute("PRAGMA foreign_keys = ON")
@@ -211,24 +211,10 @@ class SQLiteEngine:
                 item, self._held = self._held or self._queue.get(), None
                 if item is _STOP:
                     break
-                batch = [item]
-                stop = False
-                while len(batch) < self._batch and batch[-1][0] is not _CHECKPOINT:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                tail = batch.pop() if batch[-1][0] is _CHECKPOINT else None
-                if batch:
-                    self._commit_batch(conn, batch)
-                if tail is not None:
-                    self._checkpoint(conn, tail)
-                if stop:
-                    break
+                if item[0] is _CHECKPOINT:
+                    self._checkpoint(conn, item)
+                else:  # the writes queued behind it join the batch as it runs (_more)
+                    self._commit_batch(conn, [item])
         finally:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.close()
@@ -248,20 +234,16 @@ class SQLiteEngine:
                 if self._closing.is_set():
                     break
                 self._committed.clear()
-                try:
-                    with self._checkpointing:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:  # the next commit tries again
-                    log.warning("sqlite checkpoint failed: %s", exc)
+                self._passive_checkpoint(conn)
                 if self._closing.wait(CHECKPOINT_EVERY_S):
                     break
         finally:
             conn.close()
 
     def _more(self, batch: list[Any]) -> bool:
-        """Take a write queued while the batch ran into it, to share its commit (one commit of
-        a 1000-target send costs about as much as one of several: they dirty the same pages).
-        False when none waits; a stop or checkpoint request waits for the writer's loop."""
+        """Take a queued write into the batch, to share its commit (one commit of a 1000-target
+        send costs about as much as one of several: they dirty the same pages). False when none
+        waits or the batch is full; a stop or checkpoint request waits for the writer's loop."""
         if len(batch) >= self._batch or self._held is not None:
             return False
         try:
@@ -280,14 +262,15 @@ class SQLiteEngine:
         except OSError:  # in memory, or not made yet
             return 0
 
-    def _copy_back(self, conn: sqlite3.Connection) -> None:
-        """Copy the whole WAL back into the database file, in the writer, between commits.
+    def _passive_checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL back into the database file as far as no reader still needs it.
 
-        Under a steady stream of commits the background pass never catches up with the end of
-        the WAL, so SQLite never starts it over: the file grew by every commit (1.4 GB in 12 s
-        of 1000-target sends) and each commit paid for extending it. Copied back here, with no
-        write in between, the WAL is copied in full and the next commit starts it over, writing
-        into blocks the file already has.
+        The background thread does it beside the writer. Under a steady stream of commits that
+        pass never catches up with the end of the WAL, so SQLite never starts it over: the file
+        grew by every commit (1.4 GB in 12 s of 1000-target sends) and each commit paid for
+        extending it. So past the limit the writer does it too, between commits: with no write
+        in between, the WAL is copied in full and the next commit starts it over, writing into
+        blocks the file already has.
         """
         try:
             with self._checkpointing:
@@ -347,4 +330,4 @@ class SQLiteEngine:
         for fut, loop, result, failure in outcomes:
             loop.call_soon_threadsafe(_settle, fut, result, failure)
         if copy_back:  # the callers have their answers; the next batch waits for it
-            self._copy_back(conn)
+            self._passive_checkpoint(conn)
