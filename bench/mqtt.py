@@ -278,10 +278,8 @@ class Mosquitto(Process):
     )
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="tidings-bench-mosquitto-"))
+        super().__init__(Path(tempfile.mkdtemp(prefix="tidings-bench-mosquitto-")))
         self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.errors: list[str] = []
 
     def start(self, timeout: float = 10.0) -> None:
         conf = self.dir / "mosquitto.conf"
