@@ -21,9 +21,10 @@ Numbers for one Tidings node (SQLite store, in-process bus), measured by the ben
 directory; load comes from separate generator processes that talk to it over 127.0.0.1 only. On
 a machine with two or more CPUs the server is pinned to CPU 0 and the generators (and the
 orchestrator) to CPU 1, so the server has one core to itself and the numbers are what *one core*
-of the server does. Server CPU time is read from `/proc/<pid>/stat` of the server process only
-(all its threads: event loop, SQLite writer and readers; 10 ms clock ticks, so CPU figures for
-small N are coarse); its memory from `VmRSS` in `/proc/<pid>/status`.
+of the server does. Server CPU time is read for the server process only, all its threads
+(event loop, SQLite writer and readers): the total from each thread's scheduler run time in
+nanoseconds (`/proc/<pid>/task/*/schedstat`), the system part from `/proc/<pid>/stat` (10 ms
+clock ticks); its memory from `VmRSS` in `/proc/<pid>/status`.
 
 Each run prints two tables: every measurement, and the figures of issue 3 with their goal, must,
 the value measured and pass / miss. Both are appended below with the machine, the commit and the
