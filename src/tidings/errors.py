@@ -5,7 +5,8 @@
     TidingsError
     ├── ConfigError            bad settings or command-line values
     ├── StoreError             the storage engine failed
-    │   └── StoreUnavailable   the database cannot be reached right now (answer 503 / 10002)
+    │   ├── StoreUnavailable   the database cannot be reached right now (answer 503 / 10002)
+    │   └── StoreRefused       the database cannot hold a value (text with U+0000 on PostgreSQL)
     ├── ApiError               a request was refused; carries a Mi Push error code and a reason
     ├── ComplianceError        a consent, erasure or review operation was refused (unknown id...)
     ├── RegionNotServed        the data asked for lives in a region this node does not serve
@@ -33,6 +34,11 @@ class StoreError(TidingsError):
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached right now; the caller may retry later."""
+
+
+class StoreRefused(StoreError):
+    """The database refused a value it cannot hold; the same request will fail again. The
+    surfaces refuse such values first (U+0000 in text); this is the store's own guard."""
 
 
 class ApiError(TidingsError):

@@ -156,6 +156,7 @@ class Node:
             ],
             exception_handlers=dict(ERROR_HANDLERS),
         )
+        rest.router.redirect_slashes = False  # a path with a slash too many is not found (10020)
         return SenderApp(api, rest)
 
     def _online(self, reg_id: str) -> bool:

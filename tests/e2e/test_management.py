@@ -41,6 +41,9 @@ async def test_error_shape_is_one_for_every_failure(node: Node) -> None:
         assert_error(await c.get("/developers"), 403, "forbidden")
         assert_error(await c.post("/tokens", content=b"{not json"), 400, "invalid_json")
         assert_error(await c.post("/tokens", json=[1]), 400, "invalid_json")
+        deep = b"[" * 20_000 + b"]" * 20_000  # deeper than the parser goes
+        assert_error(await c.post("/tokens", content=deep), 400, "invalid_json")
+        assert_error(await c.post("/tokens", json={"name": "a\u0000b"}), 400, "invalid_json")
         assert_error(await c.post("/tokens", json={}), 400, "missing_field")
         assert_error(await c.post("/tokens", json={"name": 5}), 400, "invalid_field")
         assert_error(

@@ -199,6 +199,16 @@ async def test_documented_error_codes(node: Node, app: NewApp) -> None:
         (10017, "/v3/message/all", {**BASE, "time_to_send": "99999999999999"}),
         (20215, "/v2/topic/subscribe", {"registration_id": "nope", "topic": "x"}),
         (65013, "/v2/topic/subscribe", {"registration_id": reg}),
+        # no text may hold U+0000 (PostgreSQL cannot keep it; the same on every engine)
+        (10017, "/v3/message/alias", {**BASE, "alias": "al\x00ice"}),
+        (10017, "/v3/message/topic", {**BASE, "topic": "ne\x00ws"}),
+        (10017, "/v3/message/regid", {**BASE, "registration_id": reg, "extra.k": "a\x00"}),
+        # integers are ASCII decimal digits, nothing int() would also take
+        *(
+            (10017, "/v3/message/regid", {**BASE, "notify_id": v, "registration_id": reg})
+            for v in ("1_000", "\u0663", "+5", " 5 ", "5.0", "0x10")
+        ),
+        (10017, "/v3/message/regid", {**BASE, "registration_id": reg, "extra.callback.type": "-1"}),
     ]
     for expected, path, params in cases:
         secret = params.pop("secret", s)

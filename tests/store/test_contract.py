@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tidings import ids
 from tidings.clock import ManualClock
 from tidings.core.models import DeviceInfo, Message, Notification, TargetKind, TopicOp
+from tidings.errors import StoreRefused
 from tidings.store.schema import LATEST
 from tidings.store.store import Store
 
@@ -33,6 +36,17 @@ async def _app_and_devices(store: Store, n: int = 3) -> tuple[str, list[str]]:
 def _moves(regs: list[str], cursors: dict[str, int]) -> dict[str, tuple[int, int]]:
     """ack_log's moves: each device's slot is its number in registration order."""
     return {r: (regs.index(r), c) for r, c in cursors.items()}
+
+
+async def test_text_with_nul_is_refused_where_it_cannot_be_kept(store: Store) -> None:
+    """The surfaces refuse U+0000; the store's own guard: PostgreSQL cannot hold it in text, and
+    says so with StoreRefused (not a failure worth retrying); SQLite keeps it."""
+    app_id, regs = await _app_and_devices(store, 1)
+    if store.engine.name == "postgres":
+        with pytest.raises(StoreRefused):
+            await store.set_alias(app_id, regs[0], "al\x00ice")
+    else:
+        await store.set_alias(app_id, regs[0], "al\x00ice")
 
 
 async def test_migrations_reach_latest(store: Store) -> None:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tidings.api.params import holds_nul
 from tidings.compliance.moderation import ReviewDesk
 from tidings.errors import ComplianceError
 
@@ -85,9 +86,9 @@ class AdminApi:
             raw = await request.body()
             try:
                 body = json.loads(raw) if raw.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):
                 body = None
-            if not isinstance(body, dict) or len(raw) > MAX_BODY:
+            if not isinstance(body, dict) or len(raw) > MAX_BODY or holds_nul(body):
                 return _error(400, "bad_request", "body must be a JSON object")
             actor = str(body.get("actor") or "operator")[:128]
             reason = str(body.get("reason") or "")[:512]

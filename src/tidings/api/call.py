@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tidings import ids
 from tidings.api import codes
 from tidings.api.message_form import Draft, check_package, fields_from_params, read_message
-from tidings.api.params import Params
+from tidings.api.params import Params, decimal
 from tidings.core import limits
 from tidings.core.models import App, TargetKind, TopicOp
 from tidings.errors import ApiError
@@ -132,13 +132,7 @@ def int_param(params: Params, name: str, low: int = 0, high: int = 2**63 - 1) ->
     raw = params.get(name)
     if raw is None or not raw.strip():
         raise ApiError(codes.MISSING_PARAM, f"{name} is required")
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ApiError(codes.ILLEGAL_PARAM, f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise ApiError(codes.ILLEGAL_PARAM, f"{name} must be between {low} and {high}")
-    return value
+    return decimal(raw, name, low, high)
 
 
 def required(params: Params, name: str) -> str:

@@ -21,13 +21,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tidings.api.params import holds_nul
 from tidings.compliance.account_models import AccountState, Developer, Role
 from tidings.compliance.accounts import AccountService, actor_of
 from tidings.compliance.sdk_policy import SdkPolicyService
 from tidings.compliance.states import AccountStates
 from tidings.compliance.terms import TermsService
 from tidings.core.models import App
-from tidings.errors import ManagementError, RegionNotServed, StoreError
+from tidings.errors import ManagementError, RegionNotServed, StoreError, StoreRefused
 from tidings.residency import Residency
 from tidings.settings import Settings
 from tidings.store.store import Store
@@ -136,8 +137,10 @@ def _check_body(raw: bytes, fields: dict[str, Field]) -> dict[str, Any]:
     else:
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ManagementError(400, "invalid_json", "the body is not JSON") from None
+        if holds_nul(body):
+            raise ManagementError(400, "invalid_json", "strings must not contain U+0000")
     if not isinstance(body, dict):
         raise ManagementError(400, "invalid_json", "the body must be a JSON object")
     extra = sorted(set(body) - set(fields))
@@ -214,6 +217,9 @@ class ManagementApi:
                 if op.method != "GET" and op.op_id != "login":  # login audits itself
                     await self._audit_refusal(op, dev, request, source, exc)
                 return error(exc.status, exc.code, exc.message)
+            except StoreRefused as exc:
+                log.warning("store refused a value: %s", exc)
+                return error(400, "invalid_value", "a value cannot be stored")
             except StoreError as exc:
                 log.warning("store error: %s", exc)
                 return error(503, "unavailable", "storage unavailable, retry later")

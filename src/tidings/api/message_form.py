@@ -7,13 +7,12 @@ keys are kept verbatim and delivered to the device.
 from __future__ import annotations
 
 import dataclasses
-import json
 import urllib.parse
 from typing import Any
 
 from tidings import ids
 from tidings.api import codes
-from tidings.api.params import Params
+from tidings.api.params import Params, decimal, json_param
 from tidings.core import limits
 from tidings.core.models import App, Message, Notification, TargetKind, TopicOp
 from tidings.errors import ApiError
@@ -103,13 +102,17 @@ class Draft:
 def _int(value: Any, name: str, low: int, high: int, default: int | None = None) -> int | None:
     if value is None or value == "":
         return default
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ApiError(codes.ILLEGAL_PARAM, f"{name} must be an integer") from None
-    if not low <= number <= high:
-        raise ApiError(codes.ILLEGAL_PARAM, f"{name} must be between {low} and {high}")
-    return number
+    return decimal(value, name, low, high)
+
+
+def _text(fields: dict[str, Any], name: str) -> str:
+    """A text field: absent, null or a string (a JSON number or object is not text)."""
+    value = fields.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ApiError(codes.ILLEGAL_PARAM, f"{name} must be a string")
+    return value
 
 
 def check_package(app: App, packages: list[str], several_allowed: bool) -> None:
@@ -120,7 +123,8 @@ def check_package(app: App, packages: list[str], several_allowed: bool) -> None:
         raise ApiError(codes.BAD_PACKAGE, "this endpoint takes a single package (use /v3)")
     wrong = [p for p in packages if p != app.package]
     if wrong:
-        raise ApiError(codes.BAD_PACKAGE, f"package {wrong[0]!r} is not bound to this app")
+        name = wrong[0] if len(wrong[0]) <= 256 else wrong[0][:256] + "…"
+        raise ApiError(codes.BAD_PACKAGE, f"package {name!r} is not bound to this app")
 
 
 def read_extras(fields: dict[str, Any]) -> dict[str, str]:
@@ -128,6 +132,8 @@ def read_extras(fields: dict[str, Any]) -> dict[str, str]:
     extra: dict[str, str] = {}
     custom = 0
     for key, value in fields.items():
+        if isinstance(value, bool) or not isinstance(value, str | int | None):
+            raise ApiError(codes.ILLEGAL_PARAM, f"extra.{key} must be a string")
         key, value = str(key), "" if value is None else str(value)
         if not key or len(key) > limits.MAX_EXTRA_LEN or len(value) > limits.MAX_EXTRA_LEN:
             raise ApiError(
@@ -157,6 +163,7 @@ def _check_callback(extra: dict[str, str]) -> None:
 
     Where the URL points (private addresses, DNS rebinding) is checked when receipts are sent.
     """
+    _int(extra.get("callback.type"), "extra.callback.type", 0, 2**31 - 1)
     url = extra.get("callback")
     if url is None:
         return
@@ -171,7 +178,6 @@ def _check_callback(extra: dict[str, str]) -> None:
         raise ApiError(codes.BAD_CALLBACK_URL, "extra.callback must be an http(s) URL")
     if len(extra.get("callback.param", "").encode()) > MAX_CALLBACK_PARAM:
         raise ApiError(codes.CALLBACK_PARAM_TOO_LONG, "extra.callback.param over 64 bytes")
-    _int(extra.get("callback.type"), "extra.callback.type", 0, 2**31 - 1)
 
 
 def read_message(fields: dict[str, Any], *, ttl_default: int, ttl_max: int, now: int) -> Draft:
@@ -185,9 +191,9 @@ def read_message(fields: dict[str, Any], *, ttl_default: int, ttl_max: int, now:
         raise ApiError(codes.ILLEGAL_PARAM, "time_to_send is more than 7 days ahead")
     if send_at is not None and send_at <= now + IMMEDIATE_MS:
         send_at = None  # now or in the past: send at once
-    title = str(fields.get("title") or "")
-    description = str(fields.get("description") or "")
-    payload = str(fields.get("payload") or "")
+    title = _text(fields, "title")
+    description = _text(fields, "description")
+    payload = _text(fields, "payload")
     if len(payload.encode()) >= limits.MAX_PAYLOAD_BYTES:
         raise ApiError(
             codes.CONTENT_TOO_LONG, f"payload must be shorter than {limits.MAX_PAYLOAD_BYTES} bytes"
@@ -252,8 +258,5 @@ def fields_from_json(obj: Any) -> dict[str, Any]:
     fields = dict(obj)
     extra = fields.get("extra")
     if isinstance(extra, str):
-        try:
-            fields["extra"] = json.loads(extra) if extra else {}
-        except ValueError:
-            raise ApiError(codes.ILLEGAL_PARAM, "message.extra is not JSON") from None
+        fields["extra"] = json_param(extra, "message.extra") if extra else {}
     return fields

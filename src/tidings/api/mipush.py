@@ -7,10 +7,9 @@ business outcomes (as Mi Push does, so its SDKs read the code), 404 for unknown 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -26,11 +25,11 @@ from tidings.api.message_form import (
     fields_from_json,
     read_message,
 )
-from tidings.api.params import MAX_BODY, Params
+from tidings.api.params import MAX_BODY, Params, json_param
 from tidings.compliance.models import Verdict
 from tidings.core.models import App, Message, ScheduledJob, TargetKind, TopicOp
 from tidings.core.quotas import TokenBuckets
-from tidings.errors import ApiError, StoreError, StoreUnavailable
+from tidings.errors import ApiError, StoreError, StoreRefused, StoreUnavailable
 from tidings.region_stack import RegionStack
 from tidings.settings import Settings
 from tidings.store.store import Store
@@ -140,10 +139,7 @@ def _multi(kind: TargetKind) -> Handler:
         raw = call.params.get("messages")
         if not raw:
             raise ApiError(codes.MISSING_PARAM, "messages is required")
-        try:
-            entries = json.loads(raw)
-        except ValueError:
-            raise ApiError(codes.ILLEGAL_PARAM, "messages is not JSON") from None
+        entries = json_param(raw, "messages")
         if not isinstance(entries, list) or not entries:
             raise ApiError(codes.ILLEGAL_PARAM, "messages must be a non-empty JSON array")
         s = call.api.settings
@@ -159,11 +155,13 @@ def _multi(kind: TargetKind) -> Handler:
             if fields.get("time_to_send") in (None, "") and call.params.get("time_to_send"):
                 fields["time_to_send"] = call.params.get("time_to_send")
             pkgs = fields.get("restricted_package_name") or call.packages()
-            check_package(
-                call.app,
-                pkgs if isinstance(pkgs, list) else str(pkgs).split(","),
-                several_allowed=False,
-            )
+            if isinstance(pkgs, str):
+                pkgs = pkgs.split(",")
+            if not isinstance(pkgs, list) or not all(isinstance(p, str) for p in pkgs):
+                raise ApiError(
+                    codes.ILLEGAL_PARAM, "restricted_package_name must be a string or strings"
+                )
+            check_package(call.app, pkgs, several_allowed=False)
             draft = read_message(
                 fields, ttl_default=s.ttl_default_ms, ttl_max=s.ttl_max_ms, now=now
             )
@@ -295,26 +293,10 @@ class MiPushApi:
         self._rates = TokenBuckets()  # per-app request rate (the active limits' qps)
 
     def routes(self) -> list[Route]:
-        """The routes as Starlette routes (the node serves them through :mod:`sender_app`)."""
-        return [
-            Route(path, self._endpoint(handler), methods=ALL_METHODS)
-            for path, handler in ROUTES.items()
-        ]
-
-    def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            body = b"".join([chunk async for chunk in request.stream()])
-            status, answer, headers = await self.respond(
-                handler,
-                request.url.path,
-                request.scope.get("query_string", b""),
-                body,
-                request.headers.get("content-type", ""),
-                request.headers.get("authorization", ""),
-            )
-            return JSONResponse(answer, status_code=status, headers=headers)
-
-        return endpoint
+        """The API's paths as Starlette routes, which the node reaches only for the methods
+        :mod:`sender_app` does not serve: every one answers 405 / 10021 (HEAD too, which
+        Starlette would otherwise take as a GET)."""
+        return [Route(path, _refuse_method, methods=ALL_METHODS) for path in ROUTES]
 
     async def respond(
         self,
@@ -330,8 +312,8 @@ class MiPushApi:
         try:
             if len(body) > MAX_BODY:
                 raise ApiError(codes.PARAM_ERROR, f"request body over {MAX_BODY} bytes")
-            params = Params.parse(query, body, content_type)
             app = await self._authenticate(authorization)
+            params = Params.parse(query, body, content_type)
             qps = (await self.store.limits()).qps
             if qps is not None and not self._rates.take(app.app_id, qps):
                 raise ApiError(
@@ -350,6 +332,9 @@ class MiPushApi:
             if err.code == codes.BAD_PACKAGE and app is not None:  # credentials used elsewhere
                 await self.store.accounts.record_misuse(app.app_id, "sender_package", err.reason)
             return 200, envelope(err.code, err.data, reason=err.reason), {}
+        except StoreRefused as err:
+            log.warning("store refused a value: %s", err)
+            return 200, envelope(codes.ILLEGAL_PARAM, reason="a value cannot be stored"), {}
         except StoreUnavailable as err:
             log.warning("store unavailable: %s", err)
             busy = envelope(codes.SYSTEM_BUSY, reason="storage unavailable, retry later")
@@ -406,6 +391,12 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
         envelope(codes.METHOD_NOT_ALLOWED, reason=f"{request.method} is not supported"),
         status_code=405,
     )
+
+
+async def _refuse_method(request: Request) -> Response:
+    response = await method_not_allowed(request, Exception())
+    response.headers["Allow"] = ", ".join(ALL_METHODS)
+    return response
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:

@@ -7,12 +7,19 @@ comma, or repeat the parameter.
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
 from urllib.parse import parse_qsl
 
 from tidings.api import codes
 from tidings.errors import ApiError
 
 MAX_BODY = 2 * 1024 * 1024  # 1000 targets x 64 bytes plus a 4 KB payload fits easily
+# no text Tidings keeps may hold U+0000: PostgreSQL refuses it in text columns, and a value that
+# could be stored on one engine and not on another must not be accepted on either
+NUL_REFUSED = "parameters must not contain NUL (U+0000) characters"
+_DECIMAL = re.compile(r"-?[0-9]+")
 
 
 def _unwrap_bytes_repr(query: str) -> str:
@@ -41,6 +48,8 @@ class Params:
             except UnicodeDecodeError as exc:
                 raise ApiError(codes.PARAM_ERROR, "request body is not UTF-8") from exc
             pairs += _parse(text)
+        if any("\x00" in key or "\x00" in value for key, value in pairs):
+            raise ApiError(codes.ILLEGAL_PARAM, NUL_REFUSED)
         return cls(pairs)
 
     def __contains__(self, key: str) -> bool:
@@ -79,3 +88,44 @@ def _parse(text: str) -> list[tuple[str, str]]:
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(codes.PARAM_ERROR, f"cannot parse parameters: {exc}") from exc
+
+
+def json_param(text: str, name: str) -> Any:
+    """The value of a parameter that holds JSON (``messages``, ``extra``): 10017 when it is not
+    JSON, nests deeper than the parser goes, or holds a NUL in a string (``\\u0000``)."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ApiError(codes.ILLEGAL_PARAM, f"{name} is not JSON") from None
+    if holds_nul(value):
+        raise ApiError(codes.ILLEGAL_PARAM, f"{name}: {NUL_REFUSED}")
+    return value
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a decoded JSON value holds U+0000 in a string or a key (no recursion: the
+    parser's own depth limit is the only bound on nesting)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def decimal(value: Any, name: str, low: int, high: int) -> int:
+    """An integer parameter or field: a JSON number or ASCII decimal digits with an optional
+    ``-``, nothing else (no ``+``, ``_``, spaces or other scripts' digits, which ``int()`` would
+    take); 10017 otherwise or outside ``low..high``."""
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not _DECIMAL.fullmatch(text):
+        raise ApiError(codes.ILLEGAL_PARAM, f"{name} must be a decimal integer")
+    if len(text) > 20 or not low <= int(text) <= high:
+        raise ApiError(codes.ILLEGAL_PARAM, f"{name} must be between {low} and {high}")
+    return int(text)

@@ -44,6 +44,8 @@ class SenderApp:
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
         body, too_big = await _read_body(receive)
+        if body is None:  # the client went away before its body was whole: nothing to answer
+            return
         headers: dict[str, str]
         if too_big:
             status, answer, headers = (
@@ -75,14 +77,15 @@ class SenderApp:
         await send({"type": "http.response.body", "body": payload})
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    """The request body, or (b"", True) once it passes MAX_BODY (the rest is drained)."""
+async def _read_body(receive: Receive) -> tuple[bytes | None, bool]:
+    """The request body, or (b"", True) once it passes MAX_BODY (the rest is drained); None
+    when the client disconnects first (a cut-off body must not be taken for a whole one)."""
     chunks: list[bytes] = []
     size, too_big = 0, False
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None, too_big
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:

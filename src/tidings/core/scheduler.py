@@ -14,7 +14,7 @@ import logging
 from tidings.bus.base import Bus
 from tidings.bus.events import InboxChanged, LogAppended
 from tidings.core.sending import SendService
-from tidings.errors import TidingsError
+from tidings.errors import StoreRefused, TidingsError
 from tidings.store.store import Store
 
 log = logging.getLogger("tidings.scheduler")
@@ -27,6 +27,7 @@ class Scheduler:
         self.sender = sender
         self.poll_s = poll_s
         self.fired = 0
+        self.refused: set[str] = set()  # jobs the store cannot fire (StoreRefused), not retried
 
     async def run(self) -> None:
         while True:
@@ -45,10 +46,16 @@ class Scheduler:
                 if count:
                     log.info("fired %d scheduled jobs", count)
                 return count
-            for job_id in due:
-                if await self._fire(job_id):
-                    count += 1
-            if len(due) < 100:
+            fresh = [job_id for job_id in due if job_id not in self.refused]
+            for job_id in fresh:
+                try:
+                    fired = await self._fire(job_id)
+                except StoreRefused as exc:  # it would fail every pass: the others go on
+                    log.error("scheduled job %s cannot be fired, left aside: %s", job_id, exc)
+                    self.refused.add(job_id)
+                    continue
+                count += fired
+            if len(due) < 100 or not fresh:
                 if count:
                     log.info("fired %d scheduled jobs", count)
                 return count

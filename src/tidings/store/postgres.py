@@ -19,7 +19,7 @@ import psycopg.errors
 import psycopg.sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from tidings.errors import StoreError, StoreUnavailable
+from tidings.errors import StoreError, StoreRefused, StoreUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("tidings.store")
@@ -125,6 +125,8 @@ class PostgresEngine:
                 continue
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+            except psycopg.DataError as exc:  # a value it cannot hold (NUL in text)
+                raise StoreRefused(f"PostgreSQL refused a value: {exc}") from exc
             except psycopg.Error as exc:
                 raise StoreError(f"postgres operation failed: {exc}") from exc
         raise StoreUnavailable("PostgreSQL kept aborting the transaction")
