@@ -113,6 +113,28 @@ def test_bad_frames_get_error_frames(text: str, code: int) -> None:
     assert s.state is State.READY
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"messageType":"ack","updates":[{"reg_id":"R1","seq":1,"id":"m\\u0000"}]}',
+        '{"messageType":"app_command","req":"2","reg_id":"R1","command":"set-alias",'
+        '"args":["a\\u0000b"]}',
+        '{"messageType":"app_register","req":"3","app_id":"a\\u0000","app_key":"k","package":"p"}',
+        '{"messageType":"click","reg_id":"R1","id":"m","x\\u0000":1}',
+    ],
+)
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_strings_with_nul_are_refused(text: str, as_bytes: bool) -> None:
+    """No text the store keeps may hold U+0000 (PostgreSQL cannot): the frame is refused."""
+    s = registered()
+    assert s.receive_text(text.encode() if as_bytes else text) == []
+    [err] = frames(s)
+    assert err["code"] == codes.BAD_FRAME and "U+0000" in err["reason"]
+    # a backslash that is text, not an escape, is fine
+    ok = '{"messageType":"ack","updates":[{"reg_id":"R1","seq":1,"id":"m\\\\u0000"}]}'
+    assert s.receive_text(ok) == [Acked((("R1", 1, "m\\u0000"),))]
+
+
 def test_error_frame_carries_request_id() -> None:
     s = ready()
     s.receive_text('{"messageType":"app_register","req":"42","app_id":"a"}')

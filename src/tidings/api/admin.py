@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tidings.api.params import holds_nul
 from tidings.compliance.moderation import ReviewDesk
+from tidings.core.limits import holds_nul
 from tidings.errors import ComplianceError
 
 MAX_BODY = 16_384

@@ -21,12 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tidings.api.params import holds_nul
 from tidings.compliance.account_models import AccountState, Developer, Role
 from tidings.compliance.accounts import AccountService, actor_of
 from tidings.compliance.sdk_policy import SdkPolicyService
 from tidings.compliance.states import AccountStates
 from tidings.compliance.terms import TermsService
+from tidings.core.limits import holds_nul
 from tidings.core.models import App
 from tidings.errors import ManagementError, RegionNotServed, StoreError, StoreRefused
 from tidings.residency import Residency

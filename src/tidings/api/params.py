@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tidings.api import codes
+from tidings.core.limits import holds_nul
 from tidings.errors import ApiError
 
 MAX_BODY = 2 * 1024 * 1024  # 1000 targets x 64 bytes plus a 4 KB payload fits easily
@@ -100,23 +101,6 @@ def json_param(text: str, name: str) -> Any:
     if holds_nul(value):
         raise ApiError(codes.ILLEGAL_PARAM, f"{name}: {NUL_REFUSED}")
     return value
-
-
-def holds_nul(value: Any) -> bool:
-    """Whether a decoded JSON value holds U+0000 in a string or a key (no recursion: the
-    parser's own depth limit is the only bound on nesting)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def decimal(value: Any, name: str, low: int, high: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 MAX_ALIAS = 128
 MAX_ACCOUNT = 128
@@ -54,3 +55,20 @@ def check_command_arg(command: str, arg: str) -> tuple[int, str] | None:
     if command.endswith("account"):
         return check_account(arg)
     return check_topic(arg)
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a decoded JSON value holds U+0000 in a string or a key (no recursion: the
+    parser's own depth limit is the only bound on nesting)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

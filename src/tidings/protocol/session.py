@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from tidings.core.limits import check_command_arg
+from tidings.core.limits import check_command_arg, holds_nul
 from tidings.core.models import Delivery, DeviceInfo, LogEntry
 from tidings.protocol import codes
 
@@ -155,6 +155,11 @@ class DeviceSession:
             return []
         if not isinstance(obj, dict):
             self._error(codes.BAD_FRAME, "frame must be a JSON object")
+            return []
+        # U+0000 can only come as an escape: a scan of the text first, the walk only then
+        raw = text.encode() if isinstance(text, str) else text
+        if b"\\u0000" in raw and holds_nul(obj):
+            self._error(codes.BAD_FRAME, "strings must not contain U+0000")
             return []
         if not obj:  # {} is a ping
             self._out.append(b"{}")
