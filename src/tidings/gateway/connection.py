@@ -57,6 +57,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_buf",
         "_fast",
+        "_fragmented",
         "_fragments",
         "closed",
         "connected_at",
@@ -80,6 +81,7 @@ class Connection(asyncio.Protocol):
         self.pinged = False
         self._fragments: list[bytes] | None = None
         self._fast = False  # True once frames are split here (see _split_frames)
+        self._fragmented = False  # a fragmented message is under way (split here)
         self._buf = b""
 
     # asyncio.Protocol
@@ -95,13 +97,18 @@ class Connection(asyncio.Protocol):
         if self._fast:
             self._split_frames(data)
             return
-        self.ws.receive_data(data)
         handshake = self.ws.state is WsState.CONNECTING
+        if handshake:  # kept until the request is whole, to see where it ends
+            self._buf += data
+        self.ws.receive_data(data)
         self._process()
-        # From the first chunk that ends exactly with the handshake, frames are split here:
-        # websockets' parser then stands at a frame boundary and only ever gets whole frames.
-        if handshake and self.ws.state is WsState.OPEN and data.endswith(b"\r\n\r\n"):
-            self._fast = True
+        if handshake and self.ws.state is not WsState.CONNECTING:
+            # Frames are split here from now on if the request ended exactly where the bytes
+            # so far end (a GET has no body: it ends at its first blank line): websockets'
+            # parser then stands at a frame boundary and only ever gets whole frames.
+            request, self._buf = self._buf, b""
+            if self.ws.state is WsState.OPEN and request.find(b"\r\n\r\n") == len(request) - 4:
+                self._fast = True
 
     def _split_frames(self, data: bytes) -> None:
         """Handle whole masked text frames directly (the hot path: acks); hand every other
@@ -129,11 +136,18 @@ class Connection(asyncio.Protocol):
             stop = pos + head + 4 + size
             if stop > end:
                 break
-            if b0 == 0x81 and not slow:  # FIN + text
+            # FIN + text, with no fragmented message under way (websockets fails a text frame
+            # inside one, as RFC 6455 section 5.4 asks)
+            if b0 == 0x81 and not slow and not self._fragmented:
                 mask = buf[pos + head : pos + head + 4]
                 self._text(apply_mask(buf[pos + head + 4 : stop], mask))
             else:
                 slow.append(buf[pos:stop])
+                opcode = b0 & 0x0F
+                if opcode in (1, 2) and not b0 & 0x80:  # the first of a fragmented message
+                    self._fragmented = True
+                elif opcode == 0 and b0 & 0x80:  # its last
+                    self._fragmented = False
             pos = stop
         self._buf = buf[pos:] if pos < end else b""
         if slow:

@@ -26,7 +26,7 @@ from typing import Protocol
 from tidings import ids
 from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended, Revoked
 from tidings.core.models import Delivery, DeviceInfo, LogEntry
-from tidings.errors import RegionNotServed, TidingsError
+from tidings.errors import RegionNotServed, StoreRefused, TidingsError
 from tidings.protocol import codes
 from tidings.protocol.session import (
     Acked,
@@ -197,8 +197,14 @@ class Hub:
                 event = queue.popleft()
                 try:
                     await self._on_event(link, event)
+                except StoreRefused as exc:  # a value no store takes: trying again will not help
+                    log.warning("device event %s refused: %s", type(event).__name__, exc)
+                    link.close(codes.CLOSE_POLICY, "a value cannot be stored")
                 except TidingsError as exc:
                     log.warning("device event %s failed: %s", type(event).__name__, exc)
+                    link.close(codes.CLOSE_GOING_AWAY, "server error, retry later")
+                except Exception:  # a bug: answer the device rather than leave it waiting
+                    log.exception("device event %s failed", type(event).__name__)
                     link.close(codes.CLOSE_GOING_AWAY, "server error, retry later")
                 link.flush()
         finally:
@@ -381,8 +387,11 @@ class Hub:
                     self._acks.setdefault(store, []).append(item)
                 continue
             self._acks.setdefault(self._store(slot.app_id), []).append(item)
-            acked = slot.inflight.pop(seq, None) is not None
-            if acked and len(slot.inflight) == self.window - 1:
+            sent = slot.inflight.get(seq)
+            if sent is None or (sent[1].msg_id or "") != item[2]:  # not what was sent: no ack
+                continue
+            del slot.inflight[seq]
+            if len(slot.inflight) == self.window - 1:
                 wake.append(reg_id)
         for reg_id in wake:
             self._spawn(self._pump(reg_id))
@@ -753,6 +762,8 @@ class Hub:
                 await self._flush_acks()
             except TidingsError as exc:
                 log.warning("redelivery pass failed: %s", exc)
+            except Exception:  # a bug: the next pass must still come
+                log.exception("redelivery pass failed")
 
     def _redeliver(self, now: float, now_ms: int) -> None:
         for slot in list(self.slots.values()):

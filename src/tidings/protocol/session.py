@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -24,6 +24,7 @@ from tidings.protocol import codes
 MAX_ERRORS = 20  # bad frames tolerated on one connection before it is closed
 MAX_APPS = 64  # app registrations on one connection
 MAX_ACKS = 1000  # updates in one ack frame
+MAX_INT = 2**63 - 1  # sequence numbers, log offsets, timestamps: 64-bit columns in both stores
 
 COMMANDS = (
     "set-alias",
@@ -130,12 +131,22 @@ class _BadFrame(Exception):
 class DeviceSession:
     """Protocol state of one device connection."""
 
-    __slots__ = ("_out", "apps", "close_code", "close_reason", "errors", "state", "uaid")
+    __slots__ = (
+        "_out",
+        "apps",
+        "close_code",
+        "close_reason",
+        "errors",
+        "registering",
+        "state",
+        "uaid",
+    )
 
     def __init__(self) -> None:
         self.state = State.AWAIT_HELLO
         self.uaid: str | None = None
         self.apps: dict[str, str] = {}  # reg_id -> app_id, registered on this connection
+        self.registering = 0  # app_register frames taken, not answered yet
         self.errors = 0
         self.close_code: int | None = None
         self.close_reason = ""
@@ -157,14 +168,16 @@ class DeviceSession:
             self._error(codes.BAD_FRAME, "frame must be a JSON object")
             return []
         # U+0000 can only come as an escape: a scan of the text first, the walk only then
-        raw = text.encode() if isinstance(text, str) else text
-        if b"\\u0000" in raw and holds_nul(obj):
-            self._error(codes.BAD_FRAME, "strings must not contain U+0000")
-            return []
         if not obj:  # {} is a ping
             self._out.append(b"{}")
             return []
         kind = obj.get("messageType")
+        # U+0000 can only come as an escape: a scan of the text first, the walk only then (a
+        # hello's unusable uaid is replaced instead, as any other)
+        raw = text.encode() if isinstance(text, str) else text
+        if b"\\u0000" in raw and kind != "hello" and holds_nul(obj):
+            self._error(codes.BAD_FRAME, "strings must not contain U+0000")
+            return []
         if self.state is _AWAIT_HELLO and kind != "hello":
             self._send_error(codes.HELLO_FIRST, "the first frame must be hello", None)
             self.close(codes.CLOSE_POLICY, "hello first")
@@ -216,6 +229,7 @@ class DeviceSession:
         )
 
     def register_ok(self, req: str, app_id: str, reg_id: str, log: bool = False) -> None:
+        self.registering = max(0, self.registering - 1)
         self.apps[reg_id] = app_id
         frame: dict[str, Any] = {
             "messageType": "app_register",
@@ -230,6 +244,7 @@ class DeviceSession:
         self._out.append(_dump(frame))
 
     def register_failed(self, req: str, app_id: str, code: int, reason: str) -> None:
+        self.registering = max(0, self.registering - 1)
         self._out.append(
             _dump(
                 {
@@ -345,8 +360,13 @@ class DeviceSession:
     def _on_hello(self, obj: dict[str, Any]) -> list[Event]:
         if self.state is not State.AWAIT_HELLO:
             raise _BadFrame(codes.BAD_FRAME, "hello was already received")
+        # taken: frames sent right behind it are not "before hello" (the core answers it and
+        # them in order)
+        self.state = State.READY
         uaid = obj.get("uaid")
-        if uaid is not None and (not isinstance(uaid, str) or not 1 <= len(uaid) <= 128):
+        if uaid is not None and (
+            not isinstance(uaid, str) or not 1 <= len(uaid) <= 128 or "\x00" in uaid
+        ):
             uaid = None  # an unusable uaid gets a fresh one, as Mozilla's service does
         return [Hello(uaid or None)]
 
@@ -359,7 +379,7 @@ class DeviceSession:
             if not all(isinstance(x, dict) for x in (sdk, device, consent)):
                 raise _BadFrame(codes.BAD_FRAME, "sdk, device and consent must be objects")
             agreed_at = consent.get("agreed_at")
-            if agreed_at is not None and not isinstance(agreed_at, int):
+            if agreed_at is not None and not _is_int(agreed_at, 0):
                 raise _BadFrame(codes.BAD_FRAME, "consent.agreed_at must be epoch milliseconds")
             info = DeviceInfo(
                 sdk_name=_str(sdk, "name", 64, required=False),
@@ -375,18 +395,18 @@ class DeviceSession:
                 raise _BadFrame(codes.BAD_FRAME, "features must be a list of at most 16 strings")
             if not all(isinstance(f, str) for f in features):
                 raise _BadFrame(codes.BAD_FRAME, "features must be a list of at most 16 strings")
-            if len(self.apps) >= MAX_APPS:
+            if len(self.apps) + self.registering >= MAX_APPS:
                 raise _BadFrame(codes.TOO_MANY_APPS, "too many apps on one connection")
-            return [
-                AppRegister(
-                    req,
-                    _str(obj, "app_id", 64),
-                    _str(obj, "app_key", 128),
-                    _str(obj, "package", 256),
-                    info,
-                    "log" in features,  # unknown features are ignored
-                )
-            ]
+            event = AppRegister(
+                req,
+                _str(obj, "app_id", 64),
+                _str(obj, "app_key", 128),
+                _str(obj, "package", 256),
+                info,
+                "log" in features,  # unknown features are ignored
+            )
+            self.registering += 1  # until register_ok / register_failed
+            return [event]
         except _BadFrame as bad:
             bad.req = req
             raise
@@ -434,26 +454,31 @@ class DeviceSession:
             if not isinstance(u, dict):
                 raise _BadFrame(codes.BAD_FRAME, "each update must be an object")
             reg_id, msg_id = u.get("reg_id"), u.get("id", "")
-            if reg_id not in self.apps:
+            if not isinstance(reg_id, str) or reg_id not in self.apps:
                 raise _BadFrame(codes.NOT_REGISTERED, "ack for a reg_id not registered here")
             if not isinstance(msg_id, str):
                 raise _BadFrame(codes.BAD_FRAME, "id must be a string")
             offset = u.get("log")
             if offset is not None:  # a broadcast sent from the app log
-                if not isinstance(offset, int) or isinstance(offset, bool) or offset <= 0:
-                    raise _BadFrame(codes.BAD_FRAME, "log must be a positive integer")
-                logs.append((str(reg_id), offset, msg_id))
+                if not _is_int(offset, 1):
+                    raise _BadFrame(codes.BAD_FRAME, "log must be a positive 64-bit integer")
+                logs.append((reg_id, offset, msg_id))
                 continue
             seq = u.get("seq")
-            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-                raise _BadFrame(codes.BAD_FRAME, "seq must be a non-negative integer")
+            if not _is_int(seq, 0):
+                raise _BadFrame(codes.BAD_FRAME, "seq must be a non-negative 64-bit integer")
             if seq > 0:  # seq 0 marks an unstored (TTL 0) message: nothing to ack
-                items.append((str(reg_id), seq, msg_id))
+                items.append((reg_id, seq, msg_id))
         return [Acked(tuple(items), tuple(logs))] if items or logs else []
 
     def _on_click(self, obj: dict[str, Any]) -> list[Event]:
         reg_id, app_id = self._registered(obj, None)
         return [Clicked(reg_id, app_id, _str(obj, "id", 64))]
+
+
+def _is_int(value: object, low: int) -> TypeGuard[int]:
+    """A JSON integer from ``low`` up to what a 64-bit store column holds (not a bool)."""
+    return type(value) is int and low <= value <= MAX_INT
 
 
 def _req(obj: dict[str, Any]) -> str:

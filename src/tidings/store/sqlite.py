@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tidings.errors import StoreError
+from tidings.errors import StoreError, StoreRefused
 
 T = TypeVar("T")
 log = logging.getLogger("tidings.store")
@@ -197,6 +197,8 @@ class SQLiteEngine:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite read failed: {exc}") from exc
+        except OverflowError as exc:  # an integer over 64 bits
+            raise StoreRefused(f"sqlite cannot hold a value: {exc}") from exc
 
     def _run_writer(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
         try:
@@ -310,6 +312,9 @@ class SQLiteEngine:
                     error: BaseException = exc
                     if isinstance(exc, sqlite3.Error):
                         error = StoreError(f"sqlite write failed: {exc}")
+                        error.__cause__ = exc
+                    elif isinstance(exc, OverflowError):  # an integer over 64 bits
+                        error = StoreRefused(f"sqlite cannot hold a value: {exc}")
                         error.__cause__ = exc
                     outcomes.append((fut, loop, None, error))
                 else:
