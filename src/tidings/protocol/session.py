@@ -172,10 +172,10 @@ class DeviceSession:
             self._out.append(b"{}")
             return []
         kind = obj.get("messageType")
-        # U+0000 can only come as an escape: a scan of the text first, the walk only then (a
-        # hello's unusable uaid is replaced instead, as any other)
-        raw = text.encode() if isinstance(text, str) else text
-        if b"\\u0000" in raw and kind != "hello" and holds_nul(obj):
+        # U+0000 can only come as an escape: the walk only when there is a backslash (byte 92:
+        # the fastest scan there is, ~10 ns), and not for a hello (an unusable uaid is replaced)
+        escaped = 92 in text if isinstance(text, bytes) else "\\" in text
+        if escaped and kind != "hello" and holds_nul(obj):
             self._error(codes.BAD_FRAME, "strings must not contain U+0000")
             return []
         if self.state is _AWAIT_HELLO and kind != "hello":
@@ -459,13 +459,13 @@ class DeviceSession:
             if not isinstance(msg_id, str):
                 raise _BadFrame(codes.BAD_FRAME, "id must be a string")
             offset = u.get("log")
-            if offset is not None:  # a broadcast sent from the app log
-                if not _is_int(offset, 1):
+            if offset is not None:  # a broadcast sent from the app log (checks inline: hot)
+                if type(offset) is not int or not 0 < offset <= MAX_INT:
                     raise _BadFrame(codes.BAD_FRAME, "log must be a positive 64-bit integer")
                 logs.append((reg_id, offset, msg_id))
                 continue
             seq = u.get("seq")
-            if not _is_int(seq, 0):
+            if type(seq) is not int or not 0 <= seq <= MAX_INT:
                 raise _BadFrame(codes.BAD_FRAME, "seq must be a non-negative 64-bit integer")
             if seq > 0:  # seq 0 marks an unstored (TTL 0) message: nothing to ack
                 items.append((reg_id, seq, msg_id))
