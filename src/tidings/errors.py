@@ -69,8 +69,9 @@ class RegionNotServed(TidingsError):
 class ManagementError(TidingsError):
     """A management operation refused with a stable code (``{"error": {"code", "message"}}``)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, audited: bool = False) -> None:
         super().__init__(f"{code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.audited = audited  # the refusal is in the audit trail already (by the service)

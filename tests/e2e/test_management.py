@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -203,3 +204,56 @@ async def test_operator_sees_every_app(node: Node) -> None:
         devs = (await op.get("/developers")).json()["developers"]
         assert [d["email"] for d in devs] == [dev.email]
         assert "password_hash" not in devs[0]
+
+
+async def test_odd_requests_get_their_documented_answers(node: Node) -> None:
+    """Found by a review on a real server: each of these was a 500, a 307 or a silent accept."""
+    dev = await sign_up(node)
+    new = await create_app(node, dev)
+    async with api(node) as anon, dev.client(node) as c, api(node, "op-secret") as op:
+        body = {
+            "email": "s@example.com",
+            "password": PASSWORD,
+            "legal_name": "\ud800",
+            "region": "EU",
+        }
+        r = await anon.post("/developers", content=json.dumps(body))  # "\ud800" on the wire
+        assert_error(r, 400, "invalid_json")
+        assert (await anon.head("/regions")).status_code == 200  # a GET without its body
+        assert_error(await anon.get("/regions/"), 404, "not_found")  # no redirect
+
+        async def chunks():  # no Content-Length: refused as it passes the cap
+            for _ in range(100):
+                yield b" " * 65_536
+
+        assert_error(await anon.post("/developers", content=chunks()), 413, "body_too_large")
+        # a trailing newline is not part of a valid value
+        r = await c.post("/apps", json={"name": "x", "package": new.app.package + "\n"})
+        assert_error(r, 400, "invalid_package")
+        terms = {"version": "2031-01\n", "text": "t", "effective_at": "2031-01-01T00:00:00Z"}
+        assert_error(await op.post("/terms", json=terms), 400, "invalid_field")
+        assert_error(await op.get("/developers?state=bogus"), 400, "invalid_field")
+        # the admin token is an operator without an account: it owns no tokens, no apps
+        assert_error(await op.post("/tokens", json={"name": "t"}), 403, "forbidden")
+        r = await op.post("/apps", json={"name": "x", "package": "com.example.op"})
+        assert_error(r, 403, "forbidden")
+        # an operator's action on a developer's app is in the developer's trail, once
+        r = await op.post(f"/apps/{new.app.app_id}/secrets")
+        assert r.json()["app"]["developer_id"] == dev.developer_id
+        mine = (await c.get("/audit?action=app_rotate_secrets")).json()["entries"]
+        assert [(e["actor"], e["target"]) for e in mine] == [
+            ("operator:admin_token", new.app.app_id)
+        ]
+        await c.post("/apps", json={"name": "x", "package": new.app.package})  # taken
+        taken = (await c.get("/audit?action=app_create")).json()["entries"]
+        assert [e["outcome"] for e in taken].count("refused") == 1
+        # a sign-in refused for its body is audited too
+        await anon.post("/session", json={"email": dev.email, "password": PASSWORD, "x": 1})
+        log = (await op.get("/audit?action=login")).json()["entries"]
+        assert [e["outcome"] for e in log] == ["unknown_field"]
+        # a terminating account in breach is terminated, not suspended (the guide's diagram)
+        base = f"/developers/{dev.developer_id}"
+        r = await op.post(f"{base}/terminate", json={"reason": "x", "cause": "without_cause"})
+        assert r.json()["developer"]["state"] == "terminating"
+        r = await op.post(f"{base}/suspend", json={"reason": "x", "material": True})
+        assert_error(r, 409, "transition_not_allowed")

@@ -9,6 +9,7 @@ import psycopg
 from xmpush.APISender import APISender
 
 from tests.e2e.helpers import Phone, point_xmpush_at, running_node
+from tests.e2e.mgmt import sign_up
 from tests.e2e.test_mipush_sdk import call, message
 
 
@@ -36,3 +37,17 @@ async def test_node_on_postgres_sends_and_stores(tmp_path: Path, pg_url: str) ->
                 await asyncio.sleep(0.05)
         await again.stop()
     assert not (tmp_path / "unused").exists()  # nothing went to SQLite
+
+
+async def test_concurrent_duplicates_are_conflicts_not_outages(tmp_path: Path, pg_url: str) -> None:
+    """Eight parallel creates of one package: one app, seven 409s (a unique-key race on
+    PostgreSQL is run again, and then the operation's own check answers)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    async with running_node(tmp_path / "unused", database_url=pg_url) as node:
+        dev = await sign_up(node)
+        async with dev.client(node) as c:
+            body = {"name": "x", "package": "com.example.race"}
+            answers = await asyncio.gather(*(c.post("/apps", json=body) for _ in range(8)))
+        assert sorted(r.status_code for r in answers) == [201] + [409] * 7

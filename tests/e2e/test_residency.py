@@ -134,8 +134,9 @@ async def test_a_node_for_some_regions_refuses_the_others(tmp_path: Path) -> Non
         async with india.client(node) as c:
             r = await c.post("/apps", json={"name": "X", "package": "com.example.nothere"})
             assert r.status_code == 409 and r.json()["error"]["code"] == "region_not_served"
-            r = await c.get(f"/apps/{in_app.app.app_id}/sdk-versions")
-            assert r.status_code == 409 and r.json()["error"]["code"] == "region_not_served"
+            for path in ("sdk-versions", "review"):
+                r = await c.get(f"/apps/{in_app.app.app_id}/{path}")
+                assert r.status_code == 409 and r.json()["error"]["code"] == "region_not_served"
         async with api(node) as c:
             listed = {r["code"]: r for r in (await c.get("/regions")).json()["regions"]}
         assert listed["EU"]["on_this_node"] and not listed["IN"]["on_this_node"]

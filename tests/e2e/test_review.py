@@ -74,7 +74,8 @@ async def test_held_messages_wait_for_approval(node: Node) -> None:
         r = await http.post(f"/admin/review/{ids[3]}/reject", json={"reason": "spam"})
         assert r.json()["message"]["status"] == "rejected"
         again = await http.post(f"/admin/review/{ids[0]}/approve")
-        assert again.status_code == 409
+        assert again.status_code == 409  # decided already
+        assert (await http.post("/admin/review/nope/approve")).status_code == 404  # never held
         shown = (await http.get(f"/admin/review/{ids[0]}")).json()
         assert [(d["decision"], d["actor"]) for d in shown["decisions"]] == [
             ("hold", "rules"),

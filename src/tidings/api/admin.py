@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tidings.api.management import read_body
 from tidings.compliance.moderation import ReviewDesk
-from tidings.core.limits import holds_nul
-from tidings.errors import ComplianceError
+from tidings.core.limits import unstorable_text
+from tidings.errors import ComplianceError, ManagementError, StoreRefused
 
 MAX_BODY = 16_384
 
@@ -61,7 +62,10 @@ class AdminApi:
                 given.strip().encode(), self.token.encode()
             ):
                 return _error(401, "unauthorized", "a valid operator token is required")
-            return await handler(request)
+            try:
+                return await handler(request)
+            except StoreRefused:  # a value no store keeps (U+0000 in an id on PostgreSQL)
+                return _error(400, "bad_request", "a value cannot be stored")
 
         return endpoint
 
@@ -83,16 +87,21 @@ class AdminApi:
 
     def decide(self, approve: bool) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
-            raw = await request.body()
+            try:
+                raw = await read_body(request, MAX_BODY)
+            except ManagementError as exc:
+                return _error(exc.status, exc.code, exc.message)
             try:
                 body = json.loads(raw) if raw.strip() else {}
             except (ValueError, RecursionError):
                 body = None
-            if not isinstance(body, dict) or len(raw) > MAX_BODY or holds_nul(body):
+            if not isinstance(body, dict) or unstorable_text(body):
                 return _error(400, "bad_request", "body must be a JSON object")
             actor = str(body.get("actor") or "operator")[:128]
             reason = str(body.get("reason") or "")[:512]
             msg_id = request.path_params["msg_id"]
+            if await self.desk.find(msg_id) is None:
+                return _error(404, "not_found", "no such message in the review queue")
             try:
                 item = await self.desk.decide(msg_id, approve, actor, reason)
             except ComplianceError as exc:

@@ -26,7 +26,7 @@ from tidings.compliance.accounts import AccountService, actor_of
 from tidings.compliance.sdk_policy import SdkPolicyService
 from tidings.compliance.states import AccountStates
 from tidings.compliance.terms import TermsService
-from tidings.core.limits import holds_nul
+from tidings.core.limits import UNSTORABLE, unstorable_text
 from tidings.core.models import App
 from tidings.errors import ManagementError, RegionNotServed, StoreError, StoreRefused
 from tidings.residency import Residency
@@ -113,9 +113,12 @@ def ok(payload: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(payload, status_code=status)
 
 
+ADMIN_TOKEN_ID = "admin_token"  # the operator the admin_token acts as: no account behind it
+
+
 def _operator_from_admin_token() -> Developer:
     return Developer(
-        developer_id="admin_token",
+        developer_id=ADMIN_TOKEN_ID,
         email="",
         password_hash="!",
         legal_name="operator (admin_token)",
@@ -129,9 +132,22 @@ def _operator_from_admin_token() -> Developer:
     )
 
 
+async def read_body(request: Request, cap: int) -> bytes:
+    """The request body, refused (413) as soon as it passes ``cap`` bytes: never read whole
+    first, so a huge body costs no memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise ManagementError(413, "body_too_large", f"request bodies are at most {cap} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise ManagementError(413, "body_too_large", f"request bodies are at most {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _check_body(raw: bytes, fields: dict[str, Field]) -> dict[str, Any]:
-    if len(raw) > MAX_BODY:
-        raise ManagementError(413, "body_too_large", f"request bodies are at most {MAX_BODY} bytes")
     if not raw.strip():
         body: Any = {}
     else:
@@ -139,8 +155,8 @@ def _check_body(raw: bytes, fields: dict[str, Field]) -> dict[str, Any]:
             body = json.loads(raw)
         except (ValueError, RecursionError):
             raise ManagementError(400, "invalid_json", "the body is not JSON") from None
-        if holds_nul(body):
-            raise ManagementError(400, "invalid_json", "strings must not contain U+0000")
+        if unstorable_text(body):
+            raise ManagementError(400, "invalid_json", UNSTORABLE)
     if not isinstance(body, dict):
         raise ManagementError(400, "invalid_json", "the body must be a JSON object")
     extra = sorted(set(body) - set(fields))
@@ -198,6 +214,7 @@ class ManagementApi:
         async def endpoint(request: Request) -> Response:
             source = request.client.host if request.client else ""
             dev: Developer | None = None
+            handled = False
             try:
                 if op.auth != PUBLIC:
                     dev = await self.caller(request)
@@ -207,14 +224,17 @@ class ManagementApi:
                         )
                     if op.auth == OPERATOR and dev.role != Role.OPERATOR:
                         raise ManagementError(403, "forbidden", "operators only")
-                raw = await request.body() if op.method in ("POST", "PUT", "PATCH") else b""
+                writes = op.method in ("POST", "PUT", "PATCH")
+                raw = await read_body(request, MAX_BODY) if writes else b""
                 body = _check_body(raw, op.fields)
+                handled = True  # from here on, login audits its own outcome
                 try:
                     return await op.handler(Ctx(request, dev, body, source, self))
                 except RegionNotServed as not_here:
                     raise ManagementError(409, "region_not_served", not_here.reason) from None
             except ManagementError as exc:
-                if op.method != "GET" and op.op_id != "login":  # login audits itself
+                audits_itself = op.op_id == "login" and handled
+                if op.method != "GET" and not exc.audited and not audits_itself:
                     await self._audit_refusal(op, dev, request, source, exc)
                 return error(exc.status, exc.code, exc.message)
             except StoreRefused as exc:
@@ -266,15 +286,21 @@ class ManagementApi:
             by_path.setdefault(op.path, {})[op.method] = op
         for path, methods in by_path.items():
             routes.append(Route(path, self._dispatch(methods), methods=list(methods)))
-        return Starlette(
+        app = Starlette(
             routes=routes,
             exception_handlers={404: not_found, 405: not_allowed, 500: internal},
         )
+        app.router.redirect_slashes = False  # a path with a slash too many is not found
+        return app
 
     def _dispatch(self, methods: dict[str, Op]) -> Callable[[Request], Awaitable[Response]]:
         endpoints = {m: self._endpoint(op) for m, op in methods.items()}
 
         async def dispatch(request: Request) -> Response:
-            return await endpoints[request.method](request)
+            # HEAD is a GET without its body (Starlette routes it here for every GET path)
+            endpoint = endpoints.get("GET" if request.method == "HEAD" else request.method)
+            if endpoint is None:
+                return error(405, "method_not_allowed", f"{request.method} is not allowed here")
+            return await endpoint(request)
 
         return dispatch

@@ -6,9 +6,24 @@ from typing import Any
 
 from starlette.responses import Response
 
-from tidings.api.management import ANY, COOKIE, OPERATOR, PREFIX, PUBLIC, Ctx, Field, Op, ok
+from tidings.api.management import (
+    ADMIN_TOKEN_ID,
+    ANY,
+    COOKIE,
+    OPERATOR,
+    PREFIX,
+    PUBLIC,
+    Ctx,
+    Field,
+    Op,
+    ok,
+)
+from tidings.compliance.account_models import AccountState
 from tidings.compliance.accounts import not_found
 from tidings.core.models import App
+from tidings.errors import ManagementError
+
+_STATES = ", ".join(s.value for s in AccountState)
 
 
 def app_json(app: App, owner: str | None) -> dict[str, Any]:
@@ -72,6 +87,10 @@ async def list_tokens(ctx: Ctx) -> Response:
 
 
 async def create_token(ctx: Ctx) -> Response:
+    if ctx.caller.developer_id == ADMIN_TOKEN_ID:  # no account to hold it
+        raise ManagementError(
+            403, "forbidden", "the admin token is a credential itself; tokens belong to accounts"
+        )
     cred, clear = await ctx.api.accounts.create_token(
         ctx.caller, ctx.body.get("name"), ctx.source, ctx.body.get("expires_in_days")
     )
@@ -104,8 +123,8 @@ async def get_app(ctx: Ctx) -> Response:
 
 
 async def rotate_secrets(ctx: Ctx) -> Response:
-    new = await ctx.api.accounts.rotate_secrets(ctx.caller, ctx.param("app_id"), ctx.source)
-    return ok({"app": {**app_json(new.app, None), **new.public()}})
+    new, owner = await ctx.api.accounts.rotate_secrets(ctx.caller, ctx.param("app_id"), ctx.source)
+    return ok({"app": {**app_json(new.app, owner), **new.public()}})
 
 
 async def delete_app(ctx: Ctx) -> Response:
@@ -119,6 +138,8 @@ async def delete_app(ctx: Ctx) -> Response:
 
 async def list_developers(ctx: Ctx) -> Response:
     state = ctx.request.query_params.get("state") or None
+    if state is not None and state not in {s.value for s in AccountState}:
+        raise ManagementError(400, "invalid_field", f"state must be one of {_STATES}")
     devs = await ctx.api.store.accounts.developers(state)
     return ok({"developers": [d.public() for d in devs]})
 

@@ -40,8 +40,9 @@ async def review_item(ctx: Ctx) -> Response:
 async def app_review(ctx: Ctx) -> Response:
     """A developer's own view: the app's messages held for review and those rejected."""
     app = await ctx.api.accounts.app(ctx.caller, ctx.param("app_id"))
-    held = await _desk(ctx).held_messages(app.app_id, 100)
-    rejected = await _desk(ctx).rejections(app.app_id, 100)
+    store = ctx.region_store(app)  # its region's store only (409 where it is not served)
+    held = await store.held_messages(app.app_id, 100)
+    rejected = await store.rejections(app.app_id, 100)
     return ok({"held": [held_json(i) for i in held], "rejected": rejected})
 
 

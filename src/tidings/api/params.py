@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tidings.api import codes
-from tidings.core.limits import holds_nul
+from tidings.core.limits import UNSTORABLE, unstorable_text
 from tidings.errors import ApiError
 
 MAX_BODY = 2 * 1024 * 1024  # 1000 targets x 64 bytes plus a 4 KB payload fits easily
@@ -98,8 +98,8 @@ def json_param(text: str, name: str) -> Any:
         value = json.loads(text)
     except (ValueError, RecursionError):
         raise ApiError(codes.ILLEGAL_PARAM, f"{name} is not JSON") from None
-    if holds_nul(value):
-        raise ApiError(codes.ILLEGAL_PARAM, f"{name}: {NUL_REFUSED}")
+    if unstorable_text(value):
+        raise ApiError(codes.ILLEGAL_PARAM, f"{name}: {UNSTORABLE}")
     return value
 
 

@@ -30,7 +30,7 @@ SESSION_PREFIX = "tds_"
 BOOTSTRAP_EMAIL = "bootstrap@tidings.invalid"
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+\Z")
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password of anyone")
 
@@ -130,7 +130,9 @@ class AccountService:
         )
         if not await self.accounts.create_developer(dev):
             await self.accounts.audit(actor, None, "sign_up", mail, source, "refused")
-            raise ManagementError(409, "email_taken", "an account with this email exists")
+            raise ManagementError(
+                409, "email_taken", "an account with this email exists", audited=True
+            )
         await self.accounts.audit(actor, dev.developer_id, "sign_up", mail, source)
         return dev
 
@@ -215,6 +217,8 @@ class AccountService:
     ) -> NewApp:
         from tidings.api.package_names import valid_package
 
+        if dev.role == Role.OPERATOR:  # no terms to accept, no account state to enforce
+            raise ManagementError(403, "forbidden", "apps belong to developer accounts")
         label = check_text(name, "name", 128)
         if not isinstance(package, str) or not valid_package(package):
             raise ManagementError(400, "invalid_package", "package must look like com.example.app")
@@ -229,7 +233,9 @@ class AccountService:
             await self.accounts.audit(
                 actor_of(dev), dev.developer_id, "app_create", package, source, "refused"
             )
-            raise ManagementError(409, "package_taken", f"an app with package {package} exists")
+            raise ManagementError(
+                409, "package_taken", f"an app with package {package} exists", audited=True
+            )
         await self.accounts.audit(actor_of(dev), dev.developer_id, "app_create", app.app_id, source)
         return new
 
@@ -251,22 +257,30 @@ class AccountService:
             raise not_found("app")
         return app
 
-    async def rotate_secrets(self, dev: Developer, app_id: str, source: str = "") -> NewApp:
+    async def rotate_secrets(
+        self, dev: Developer, app_id: str, source: str = ""
+    ) -> tuple[NewApp, str | None]:
+        """New secrets for the app; with its owner (whose audit trail records it, also when an
+        operator does it)."""
         app = await self.app(dev, app_id)
+        owner = await self.accounts.app_owner(app_id)
         key, secret = ids.app_key(), ids.app_secret()
         if not await self.accounts.rotate_app_secrets(
             scope(dev), app_id, ids.secret_hash(key), ids.secret_hash(secret)
         ):
             raise not_found("app")
         await self.accounts.audit(
-            actor_of(dev), dev.developer_id, "app_rotate_secrets", app_id, source
+            actor_of(dev), owner or dev.developer_id, "app_rotate_secrets", app_id, source
         )
-        return NewApp(app, key, secret)
+        return NewApp(app, key, secret), owner
 
     async def delete_app(self, dev: Developer, app_id: str, source: str = "") -> list[str]:
         await self.app(dev, app_id)
+        owner = await self.accounts.app_owner(app_id)
         reg_ids = await self.delete_owned_app(scope(dev), app_id)
-        await self.accounts.audit(actor_of(dev), dev.developer_id, "app_delete", app_id, source)
+        await self.accounts.audit(
+            actor_of(dev), owner or dev.developer_id, "app_delete", app_id, source
+        )
         return reg_ids
 
     async def bootstrap_developer(self) -> Developer:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tidings.errors import ConfigError
 
-_CODE = re.compile(r"^[A-Z]{2,8}$")
+_CODE = re.compile(r"^[A-Z]{2,8}\Z")
 
 
 @dataclasses.dataclass(frozen=True)

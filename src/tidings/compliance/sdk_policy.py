@@ -17,8 +17,8 @@ from tidings.errors import ManagementError
 if TYPE_CHECKING:
     from tidings.store.store import Store
 
-_VERSION = re.compile(r"^\d+(\.\d+){0,3}([-+][0-9A-Za-z.-]{1,24})?$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,3}([-+][0-9A-Za-z.-]{1,24})?\Z")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 @dataclasses.dataclass(frozen=True)

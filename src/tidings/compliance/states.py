@@ -67,6 +67,7 @@ class AccountStates:
                 409,
                 "transition_not_allowed",
                 f"cannot {action} a developer who is {dev.state}",
+                audited=True,
             )
         t = Transition(
             transition_id="tr_" + secrets.token_hex(8),
@@ -123,7 +124,8 @@ class AccountStates:
             raise ManagementError(
                 409, "cure_period_running", "the cure deadline has not passed (or use material)"
             )
-        allowed = [S.ACTIVE, S.NOTIFIED, S.TERMINATING] if material else [S.NOTIFIED]
+        # as the operator guide draws it; a terminating account in breach is terminated at once
+        allowed = [S.ACTIVE, S.NOTIFIED] if material else [S.NOTIFIED]
         return await self._move(
             developer_id, S.SUSPENDED, allowed, reason, actor, source, None, "suspend"
         )

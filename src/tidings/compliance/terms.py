@@ -18,7 +18,7 @@ from tidings.compliance.accounts import actor_of, not_found
 from tidings.errors import ManagementError
 from tidings.store.store import Store
 
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}\Z")
 MAX_TERMS = 60_000
 DAY_MS = 86_400_000
 

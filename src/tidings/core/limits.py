@@ -14,7 +14,7 @@ MAX_DESCRIPTION = 128
 MAX_PAYLOAD_BYTES = 4096  # exclusive
 MAX_EXTRAS = 10  # custom extra.* keys
 MAX_EXTRA_LEN = 1024
-JOBKEY = re.compile(r"^[0-9A-Za-z-][0-9A-Za-z_-]{0,19}$")
+JOBKEY = re.compile(r"^[0-9A-Za-z-][0-9A-Za-z_-]{0,19}\Z")
 
 ALIAS_EMPTY, ALIAS_LONG = 65012, 65008
 TOPIC_EMPTY, TOPIC_LONG, TOO_MANY_TOPICS = 65013, 65010, 65035
@@ -57,14 +57,18 @@ def check_command_arg(command: str, arg: str) -> tuple[int, str] | None:
     return check_topic(arg)
 
 
-def holds_nul(value: Any) -> bool:
-    """Whether a decoded JSON value holds U+0000 in a string or a key (no recursion: the
-    parser's own depth limit is the only bound on nesting)."""
+UNSTORABLE = "strings must not contain U+0000 or unpaired surrogates"
+
+
+def unstorable_text(value: Any) -> bool:
+    """Whether a decoded JSON value holds a string (or key) no store can keep: U+0000, which
+    PostgreSQL refuses in text, or an unpaired surrogate (``"\\ud800"``), which is not UTF-8.
+    No recursion: the parser's own depth limit is the only bound on nesting."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
+            if "\x00" in item or not (item.isascii() or _utf8(item)):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.keys())
@@ -72,3 +76,11 @@ def holds_nul(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

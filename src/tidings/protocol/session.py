@@ -17,7 +17,7 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from tidings.core.limits import check_command_arg, holds_nul
+from tidings.core.limits import UNSTORABLE, check_command_arg, unstorable_text
 from tidings.core.models import Delivery, DeviceInfo, LogEntry
 from tidings.protocol import codes
 
@@ -167,16 +167,16 @@ class DeviceSession:
         if not isinstance(obj, dict):
             self._error(codes.BAD_FRAME, "frame must be a JSON object")
             return []
-        # U+0000 can only come as an escape: a scan of the text first, the walk only then
         if not obj:  # {} is a ping
             self._out.append(b"{}")
             return []
         kind = obj.get("messageType")
-        # U+0000 can only come as an escape: the walk only when there is a backslash (byte 92:
-        # the fastest scan there is, ~10 ns), and not for a hello (an unusable uaid is replaced)
+        # U+0000 can only come as an escape (and orjson refuses lone surrogates): the walk only
+        # when there is a backslash (byte 92: the fastest scan there is, ~10 ns), and not for a
+        # hello (an unusable uaid is replaced)
         escaped = 92 in text if isinstance(text, bytes) else "\\" in text
-        if escaped and kind != "hello" and holds_nul(obj):
-            self._error(codes.BAD_FRAME, "strings must not contain U+0000")
+        if escaped and kind != "hello" and unstorable_text(obj):
+            self._error(codes.BAD_FRAME, UNSTORABLE)
             return []
         if self.state is _AWAIT_HELLO and kind != "hello":
             self._send_error(codes.HELLO_FIRST, "the first frame must be hello", None)

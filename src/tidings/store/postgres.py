@@ -120,7 +120,13 @@ class PostgresEngine:
             try:
                 with self._pool.connection() as conn:
                     return fn(PostgresTx(conn), *args)
-            except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
+            except (
+                psycopg.errors.SerializationFailure,
+                psycopg.errors.DeadlockDetected,
+                # a concurrent transaction inserted the same key first: run again, and the
+                # operation's own check sees that row (a 409 "taken", not a 503)
+                psycopg.errors.UniqueViolation,
+            ):
                 log.info("postgres transaction retried (attempt %d)", attempt + 1)
                 continue
             except (psycopg.OperationalError, PoolTimeout) as exc:

@@ -197,7 +197,7 @@ class SQLiteEngine:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite read failed: {exc}") from exc
-        except OverflowError as exc:  # an integer over 64 bits
+        except (OverflowError, UnicodeEncodeError) as exc:  # over 64 bits, or not UTF-8
             raise StoreRefused(f"sqlite cannot hold a value: {exc}") from exc
 
     def _run_writer(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
@@ -313,7 +313,7 @@ class SQLiteEngine:
                     if isinstance(exc, sqlite3.Error):
                         error = StoreError(f"sqlite write failed: {exc}")
                         error.__cause__ = exc
-                    elif isinstance(exc, OverflowError):  # an integer over 64 bits
+                    elif isinstance(exc, OverflowError | UnicodeEncodeError):  # see _read_call
                         error = StoreRefused(f"sqlite cannot hold a value: {exc}")
                         error.__cause__ = exc
                     outcomes.append((fut, loop, None, error))
