@@ -152,6 +152,32 @@ async def test_backlog_cap_keeps_newest_and_one_resync_marker(tmp_path: Path) ->
         await phone.stop()
 
 
+async def test_a_failed_resync_callback_gets_the_marker_again(tmp_path: Path) -> None:
+    """The drop is never silent: the SDK acks the marker only after the app handled it."""
+    async with running_node(tmp_path / "d", backlog_cap=2, ack_timeout_s=0.3) as node:
+        app = await node.create_app("Demo", "com.example.demo")
+        state = tmp_path / "p.json"
+        phone = await Phone(node, app, state=state).start()
+        await phone.stop()
+        for i in range(4):
+            await send(node, app, "regid", phone.reg_id, title=f"m{i}")
+        phone = Phone(node, app, state=state)
+        handled, failed = phone.client.on_resync, []
+
+        def fail_once(app_id: str) -> None:
+            if not failed:
+                failed.append(app_id)
+                raise RuntimeError("the app is not ready")
+            assert handled is not None
+            handled(app_id)
+
+        phone.client.on_resync = fail_once
+        await phone.start()
+        await phone.wait(lambda: phone.resyncs == 1 and len(phone.messages) >= 2)
+        assert failed == [app.app.app_id]
+        await phone.stop()
+
+
 async def test_slow_device_is_cut_off_and_loses_nothing(tmp_path: Path) -> None:
     async with running_node(tmp_path / "d", send_buffer_bytes=65_536, inflight_window=2000) as node:
         app = await node.create_app("Demo", "com.example.demo")

@@ -149,6 +149,9 @@ async def test_failed_receipts_are_retried_and_redirects_not_followed(tmp_path: 
                 await asyncio.sleep(0.05)
         assert node.receipts.sent == 0  # a 302 is a failure
         assert all(p == "/receipts?k=1" for p, _, _ in rx.requests)  # never the redirect
+        # the same receipts again: the same webhook message (Standard Webhooks), the same body
+        first, again = rx.requests[0], rx.requests[1]
+        assert first[1]["webhook-id"] == again[1]["webhook-id"] and first[2] == again[2]
         await phone.stop()
 
 

@@ -168,3 +168,51 @@ async def test_log_fanout_of_broadcasts_to_all_by_cursor_and_consent(store: Stor
     assert (s1.resolved, s2.resolved) == (2, 3)
     assert await store.message_counters(m1.msg_id) == {"filtered_consent": 1}
     assert await store.message_counters(m2.msg_id) == {"filtered_consent": 1}
+
+
+async def test_erasure_leaves_no_trace_of_regid_alias_or_account(store: Store) -> None:
+    """Every table, read whole after the erasure: the regId, alias and account are nowhere
+    (clicks, queued receipts and scheduled jobs held them too)."""
+    import dataclasses
+
+    from tidings.compliance import erasure
+    from tidings.core.models import ScheduledJob
+    from tidings.store import ops_receipts
+
+    new = await store.create_app("Demo", "com.example.demo")
+    a = new.app.app_id
+    reg = await store.register_device(a, "u1", DeviceInfo())
+    other = await store.register_device(a, "u2", DeviceInfo())
+    await store.set_alias(a, reg, "al-erased")
+    await store.set_account(reg, "acc-erased")
+    m = _msg(store, a)
+    await store.send_unicast(m, [reg, other])
+    assert await store.record_click(a, reg, m.msg_id)
+    for targets in ([reg], [reg, other]):
+        await store.engine.write(
+            ops_receipts.add_receipt, a, m.msg_id, 1, targets, 0, ("http://x.test/", None, 3, None)
+        )
+    later = store.clock.now_ms() + 3_600_000
+    for kind, targets in ((TargetKind.ALIAS, ["al-erased"]), (TargetKind.REGID, [reg, other])):
+        job = _msg(store, a, kind)
+        job = dataclasses.replace(job, created_at=later, expires_at=later + 60_000)
+        await store.schedule([ScheduledJob(job, tuple(targets))])
+    await erasure.erase(store, reg)
+
+    def every_row(tx) -> str:  # type: ignore[no-untyped-def]
+        if store.engine.name == "sqlite":
+            tables = [r[0] for r in tx.all("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        else:
+            tables = [
+                r[0]
+                for r in tx.all(
+                    "SELECT table_name FROM information_schema.tables"
+                    " WHERE table_schema = current_schema()"
+                )
+            ]
+        return repr([tx.all(f"SELECT * FROM {t}") for t in tables])
+
+    rows = await store.engine.read(every_row)
+    for trace in (reg, "al-erased", "acc-erased"):
+        assert trace not in rows, trace
+    assert other in rows  # the other device's rows stay

@@ -279,8 +279,12 @@ class DeviceClient:
         if kind == "notification":
             await self._on_message(frame)
         elif kind == "resync":
+            try:  # the app hears of the drop first; the marker is acked only then
+                await _call(self.on_resync, self._app_of(frame["reg_id"]))
+            except Exception:  # the app failed: no ack, so the marker comes again later
+                log.exception("resync callback failed for %s", frame["reg_id"])
+                return
             await self._ack(frame["reg_id"], frame["seq"], "")
-            await _call(self.on_resync, self._app_of(frame["reg_id"]))
         elif kind == "app_register":
             await self._on_registered(frame)
         elif kind == "app_command":

@@ -30,7 +30,6 @@ from typing import Any
 
 import httpx
 
-from tidings import ids
 from tidings.core.models import Receipt
 from tidings.errors import TidingsError
 from tidings.store.store import Store
@@ -166,7 +165,10 @@ class ReceiptSender:
             (parts.scheme, f"{shown}:{port}", parts.path or "/", parts.query, "")
         )
         body = urllib.parse.urlencode({"data": json.dumps(payload(group), ensure_ascii=False)})
-        webhook_id = "msg_" + ids.trace_id()
+        # the same receipts sent again are the same webhook message (Standard Webhooks: the id
+        # stays across retries, so receivers can drop repeats): the id comes from their ids
+        receipt_ids = ",".join(sorted(r.receipt_id for r in group)).encode()
+        webhook_id = "msg_" + hashlib.sha256(receipt_ids).hexdigest()[:32]
         timestamp = int(self.store.clock.now_ms() // 1000)
         secret = await self.store.receipt_key(app_id)
         headers = {

@@ -503,7 +503,7 @@ def send_unicast(
     feedback_kind = _FEEDBACK_KINDS.get(message.kind)
     if bad and feedback_kind and store:
         ops_feedback.record_invalid(tx, message.app_id, feedback_kind, bad, message.created_at)
-    reg_ids, filtered = privacy_ops.split_by_consent(tx, known, accepted)
+    reg_ids, filtered = privacy_ops.split_by_consent(tx, known, accepted, lock=store)
     if filtered:
         privacy_ops.count_stat(
             tx, {message.msg_id: len(filtered)}, message.app_id, "filtered_consent"

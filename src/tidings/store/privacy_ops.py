@@ -88,15 +88,23 @@ def consent_filter(tx: Tx, app_id: str, reg_ids: Sequence[str]) -> tuple[list[st
 
 
 def split_by_consent(
-    tx: Tx, reg_ids: Sequence[str], accepted: set[str] | None
+    tx: Tx, reg_ids: Sequence[str], accepted: set[str] | None, lock: bool = False
 ) -> tuple[list[str], list[str]]:
-    """:func:`consent_filter` with the app's :func:`accepted_versions` already read."""
+    """:func:`consent_filter` with the app's :func:`accepted_versions` already read.
+
+    ``lock`` (a send about to write to these devices' inboxes): on PostgreSQL the device rows
+    are locked as they are read, in key order, so a withdrawal committing meanwhile is either
+    seen here or waits, and then drops what this send queued; without it a send could queue
+    for a device whose withdrawal had already dropped its inbox.
+    """
     if accepted is None or not reg_ids:
         return list(reg_ids), []
     ok: set[str] = set()
+    suffix = f" ORDER BY reg_id{tx.lock_rows}" if lock else ""
     for part in chunks(sorted(reg_ids)):  # in key order: neighbouring pages
         rows = tx.all(
-            f"SELECT reg_id, consent_version FROM devices WHERE reg_id IN ({marks(len(part))})",
+            f"SELECT reg_id, consent_version FROM devices WHERE reg_id IN ({marks(len(part))})"
+            + suffix,
             tuple(part),
         )
         ok.update(r[0] for r in rows if r[1] in accepted)
@@ -304,6 +312,8 @@ def erase_device(tx: Tx, reg_id: str, at: int) -> ConsentRecord | None:
     account = tx.one("SELECT account FROM devices WHERE reg_id = ?", (reg_id,))
     if account and account[0]:
         names.add(str(account[0]))
+    # the device's regId, aliases and account leave every list of targets that holds them: held
+    # messages, scheduled jobs (a job left with none goes) and queued receipts (likewise)
     for msg_id, targets in tx.all(
         "SELECT msg_id, targets FROM review_queue WHERE app_id = ? AND status = 'held'", (app_id,)
     ):
@@ -312,7 +322,29 @@ def erase_device(tx: Tx, reg_id: str, at: int) -> ConsentRecord | None:
             tx.execute(
                 "UPDATE review_queue SET targets = ? WHERE msg_id = ?", (json.dumps(kept), msg_id)
             )
-    for table in ("aliases", "topic_subs", "inbox", "device_daily"):
+    for job_id, targets in tx.all(
+        "SELECT job_id, targets FROM scheduled_jobs WHERE app_id = ? AND targets <> ''", (app_id,)
+    ):
+        listed = json.loads(targets)
+        kept = [t for t in listed if t not in names]
+        if not kept and listed:
+            tx.execute("DELETE FROM scheduled_jobs WHERE job_id = ?", (job_id,))
+        elif len(kept) != len(listed):
+            tx.execute(
+                "UPDATE scheduled_jobs SET targets = ? WHERE job_id = ?", (json.dumps(kept), job_id)
+            )
+    for receipt_id, targets in tx.all(
+        "SELECT receipt_id, targets FROM receipts WHERE app_id = ?", (app_id,)
+    ):
+        listed = targets.split(",")
+        kept = [t for t in listed if t not in names]
+        if not kept:
+            tx.execute("DELETE FROM receipts WHERE receipt_id = ?", (receipt_id,))
+        elif len(kept) != len(listed):
+            tx.execute(
+                "UPDATE receipts SET targets = ? WHERE receipt_id = ?", (",".join(kept), receipt_id)
+            )
+    for table in ("aliases", "topic_subs", "inbox", "device_daily", "message_clicks"):
         tx.execute(f"DELETE FROM {table} WHERE reg_id = ?", (reg_id,))
     tx.execute("DELETE FROM devices WHERE reg_id = ?", (reg_id,))
     return append_consent(
