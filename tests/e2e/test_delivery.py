@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from pathlib import Path
@@ -341,3 +342,26 @@ async def test_device_commands_and_unregister(node: Node, app: NewApp) -> None:
     bad = await phone.client.set_alias(app.app.app_id, "")
     assert bad.code == 65012
     await phone.stop()
+
+
+async def test_each_entry_is_sent_again_only_after_its_own_ack_timeout(tmp_path: Path) -> None:
+    async with running_node(tmp_path / "d", ack_timeout_s=1.0) as node:
+        app = await node.create_app("Demo", "com.example.demo")
+        async with RawDevice.connect(node) as dev:
+            await dev.hello()
+            reg = (await dev.register(app))["reg_id"]
+            m1 = await send(node, app, "regid", reg, title="m1")
+            assert (await dev.recv())["id"] == m1
+            await asyncio.sleep(0.8)
+            m2 = await send(node, app, "regid", reg, title="m2")
+            loop = asyncio.get_running_loop()
+            t2 = loop.time()
+            assert (await dev.recv())["id"] == m2
+            seen = []  # m1 times out at ~1.0 s, m2 only at ~1.8 s: m2 is acked in time
+            with contextlib.suppress(TimeoutError):
+                while loop.time() - t2 < 0.85:
+                    seen.append(await dev.recv(timeout=max(0.01, 0.85 - (loop.time() - t2))))
+            ack = {"messageType": "ack", "updates": [{"reg_id": reg, "seq": 2, "id": m2}]}
+            await dev.send(ack)
+            assert m1 in [s["id"] for s in seen]  # m1's timeout passed: it came again
+            assert m2 not in [s["id"] for s in seen]  # m2's had not

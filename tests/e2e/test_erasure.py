@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.helpers import Phone, running_node
-from tests.e2e.test_delivery import send
+from tests.e2e.test_delivery import send, sender
 from tidings.compliance import consent, erasure
 from tidings.errors import ComplianceError
 from tidings.residency import sqlite_path
@@ -62,3 +63,25 @@ async def test_export_then_erase_leaves_no_trace(
             assert not any(needle in r.getMessage() for r in caplog.records)
         wal = [p for p in files if p.name == sqlite_path(data, "ROW").name + "-wal"]
         assert all(p.stat().st_size == 0 for p in wal)  # the region's WAL was truncated
+
+
+async def test_erasing_a_device_keeps_sends_to_an_account_another_device_holds(
+    tmp_path: Path,
+) -> None:
+    async with running_node(tmp_path / "d", ack_timeout_s=0.5, schedule_poll_s=0.1) as node:
+        app = await node.create_app("Demo", "com.example.demo")
+        old = await Phone(node, app, account="alice").start()
+        new = await Phone(node, app, account="alice").start()
+        params = {"restricted_package_name": app.app.package, "title": "later", "description": "d"}
+        params |= {"user_account": "alice", "time_to_send": node.store.clock.now_ms() + 1500}
+        client = sender(node, app)
+        try:
+            r = await asyncio.to_thread(client.call, "/v2/message/user_account", params)
+        finally:
+            client.close()
+        job = r["data"]["id"]
+        await erasure.erase(node.store, old.reg_id, node.hub)  # her old phone
+        await new.wait_for(1)  # the scheduled send still reaches her other one
+        assert new.ids() == [job]
+        await old.stop()
+        await new.stop()

@@ -192,3 +192,22 @@ async def test_an_expired_unacked_log_broadcast_is_not_sent_again(tmp_path: Path
                 await dev.recv(timeout=1.0)
             await until(lambda: _at(node, reg, 1))  # the cursor passes it
             assert await delivered(node, app, msg_id) == 0
+
+
+async def test_a_window_freed_by_expiry_lets_the_waiting_broadcast_go(tmp_path: Path) -> None:
+    clock = ManualClock(start_ms=1_800_000_000_000)
+    async with running_node(
+        tmp_path / "d", clock=clock, ack_timeout_s=60, inflight_window=1
+    ) as node:
+        app = await node.create_app("Demo", "com.example.demo")
+        async with RawDevice.connect(node) as dev:
+            await dev.hello()
+            reg = (await dev.register(app, features=["log"]))["reg_id"]
+            await send(node, app, "all", title="short", time_to_live=1000)
+            assert (await dev.recv())["message"]["title"] == "short"  # left unacked
+            later = await send(node, app, "all", title="long")  # the window (1) is full
+            with pytest.raises(TimeoutError):
+                await dev.recv(timeout=0.5)
+            clock.advance(1000)  # the first expires: its place is free, long before its timeout
+            assert (await dev.recv(timeout=5))["id"] == later
+            assert reg not in node.hub._log_wait

@@ -103,14 +103,14 @@ async def test_a_job_the_store_refuses_does_not_hold_up_the_rest(store: Store) -
     clock = store.clock
     assert isinstance(clock, ManualClock)
     app_id, regs = await _app_and_devices(store, 1)
-    bad = _job(store, app_id, TargetKind.ALIAS, 0, "al\x00ice")
-    good = _job(store, app_id, TargetKind.REGID, 1, regs[0])
-    await store.schedule([bad, good])
+    bad = [_job(store, app_id, TargetKind.ALIAS, 0, "al\x00ice") for _ in range(100)]
+    good = _job(store, app_id, TargetKind.REGID, 1, regs[0])  # due after a full page of them
+    await store.schedule([*bad, good])
     clock.advance(10)
     bus = LocalBus()
     scheduler = Scheduler(store, bus, SendService(store, bus))
     assert await scheduler.fire_due() == 1
-    assert scheduler.refused == {bad.message.msg_id}
+    assert scheduler.refused == {b.message.msg_id for b in bad}
     [d] = await store.pending(regs[0])
     assert d.msg_id == good.message.msg_id
     assert await scheduler.fire_due() == 0  # and it is not tried again

@@ -13,6 +13,7 @@ from typing import Any
 from tidings.api import codes
 from tidings.api.call import Call, Handler, envelope, required
 from tidings.api.message_form import Draft
+from tidings.api.params import decimal
 from tidings.core.models import App, Channel, UnicastResult
 from tidings.errors import ApiError
 from tidings.store.store import Store
@@ -36,13 +37,7 @@ async def channel_add(call: Call) -> dict[str, Any]:
         p.get("channel_description") or "", "channel_description", MAX_CHANNEL_DESCRIPTION
     )
     sound_url = _length(p.get("sound_url") or "", "sound_url", 512)
-    raw_type = (p.get("notify_type") or "-1").strip()
-    try:
-        notify_type = int(raw_type)
-    except ValueError:
-        raise ApiError(codes.ILLEGAL_PARAM, "notify_type must be an integer") from None
-    if not -1 <= notify_type <= 7:
-        raise ApiError(codes.ILLEGAL_PARAM, "notify_type must be between -1 and 7")
+    notify_type = decimal(p.get("notify_type") or "-1", "notify_type", -1, 7)
     category = (p.get("category") or "public").strip().lower()
     if category not in ("public", "private"):
         raise ApiError(codes.ILLEGAL_PARAM, "category must be public or private")

@@ -71,11 +71,11 @@ class Ctx:
 
     def query_int(self, name: str, default: int, low: int, high: int) -> int:
         """An integer query parameter clamped to ``low..high``; 400 ``invalid_field`` if not one."""
-        try:
-            value = int(self.request.query_params.get(name, str(default)))
-        except ValueError:
-            raise ManagementError(400, "invalid_field", f"{name} must be an integer") from None
-        return min(max(value, low), high)
+        text = self.request.query_params.get(name, str(default))
+        digits = text[1:] if text[:1] == "-" else text
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+            raise ManagementError(400, "invalid_field", f"{name} must be a decimal integer")
+        return min(max(int(text), low), high)
 
     def limit(self) -> int:
         """The ``limit`` query parameter of a listing: 1..1000, default 100."""

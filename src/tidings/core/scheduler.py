@@ -41,7 +41,8 @@ class Scheduler:
         """Fire every job that is due now; return how many this node fired."""
         count = 0
         while True:
-            due = await self.store.due_jobs(100)
+            page = 100 + len(self.refused)  # those left aside take no room
+            due = await self.store.due_jobs(page)
             if not due:
                 if count:
                     log.info("fired %d scheduled jobs", count)
@@ -55,7 +56,7 @@ class Scheduler:
                     self.refused.add(job_id)
                     continue
                 count += fired
-            if len(due) < 100 or not fresh:
+            if len(due) < page or not fresh:
                 if count:
                     log.info("fired %d scheduled jobs", count)
                 return count

@@ -21,7 +21,7 @@ import collections
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Protocol
+from typing import Any, Protocol
 
 from tidings import ids
 from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended, Revoked
@@ -766,67 +766,71 @@ class Hub:
                 log.exception("redelivery pass failed")
 
     def _redeliver(self, now: float, now_ms: int) -> None:
-        """Unacked entries past ``ack_timeout_s`` go again, but never from memory alone: inbox
-        entries are read again from the store (what was dropped meanwhile, by a consent
-        withdrawal or a new policy version another process published, does not come back), and
-        log entries go again only to devices whose consent still holds."""
-        log_due: dict[str, list[Slot]] = {}
+        """Entries unacked for ``ack_timeout_s`` go again, each with its seq (or log offset) and
+        id, but not from memory alone: one consent read per app first (:meth:`_redeliver_due`),
+        so a device whose consent no longer holds (a withdrawal, or a new policy version that
+        another process published: the gateway does not hear of it) gets nothing again."""
+        due: dict[str, list[Slot]] = {}
         for slot in list(self.slots.values()):
             if slot.link.closed:
                 continue
             if slot.log_inflight:
                 self._expire_log(slot, now_ms)
-                if any(
-                    now - sent_at >= self.ack_timeout for sent_at, _ in slot.log_inflight.values()
-                ):
-                    log_due.setdefault(slot.app_id, []).append(slot)
-            if not slot.inflight:
-                continue
-            for seq, (_, d) in list(slot.inflight.items()):
-                if d.expires_at <= now_ms and not d.is_resync:
-                    del slot.inflight[seq]  # expired messages are never delivered
-            if any(now - sent_at >= self.ack_timeout for sent_at, _ in slot.inflight.values()):
-                # the store sends them again, in order, if they are still there for it
-                slot.sent = min(slot.inflight) - 1
-                self.stats["redelivered"] += len(slot.inflight)
-                slot.inflight.clear()
-            if len(slot.inflight) < self.window:
-                self._spawn(self._pump(slot.reg_id))
-        for app_id, slots in log_due.items():
-            self._spawn(self._redeliver_logs(app_id, slots))
+            if slot.inflight:
+                for seq, (_, d) in list(slot.inflight.items()):
+                    if d.expires_at <= now_ms and not d.is_resync:
+                        del slot.inflight[seq]  # expired messages are never delivered
+                if len(slot.inflight) < self.window:
+                    self._spawn(self._pump(slot.reg_id))
+            if self._timed_out(slot.inflight, now) or self._timed_out(slot.log_inflight, now):
+                due.setdefault(slot.app_id, []).append(slot)
+        for app_id, slots in due.items():
+            self._spawn(self._redeliver_due(app_id, slots, now))
+
+    def _timed_out(self, inflight: dict[int, tuple[float, Any]], now: float) -> bool:
+        return any(now - sent_at >= self.ack_timeout for sent_at, _ in inflight.values())
 
     def _expire_log(self, slot: Slot, now_ms: int) -> None:
         for offset, (_, entry) in list(slot.log_inflight.items()):
             if entry.expires_at <= now_ms:
                 del slot.log_inflight[offset]  # expired: never delivered, the cursor passes it
                 self._log_passed(slot)
+        self._log_room(slot)
 
-    async def _redeliver_logs(self, app_id: str, slots: list[Slot]) -> None:
-        """Log entries past the ack timeout again, to the devices whose consent still holds;
-        the others' are dropped, as at a withdrawal (the cursor passes them)."""
+    def _log_room(self, slot: Slot) -> None:
+        """A broadcast waits for the device's log window, and there is room now: send it."""
+        if slot.reg_id in self._log_wait and len(slot.log_inflight) < self.window:
+            self._log_wait.discard(slot.reg_id)
+            self._spawn(self._fan_out_one(slot))
+
+    async def _redeliver_due(self, app_id: str, slots: list[Slot], now: float) -> None:
         _, refused = await self._store(app_id).consent_filter(app_id, [s.reg_id for s in slots])
-        now, gone = time.monotonic(), set(refused)
+        barred = set(refused)
         for slot in slots:
             if self.slots.get(slot.reg_id) is not slot or slot.link.closed:
                 continue
-            if slot.reg_id in gone:
+            if slot.reg_id in barred:  # as at a withdrawal: nothing sent is sent again
+                slot.inflight.clear()
                 if slot.log_inflight:
                     slot.log_inflight.clear()
                     self._log_passed(slot)
                     self._flush_moves_soon()
+                    self._log_room(slot)
                 continue
-            self._redeliver_log(slot, now)
-
-    def _redeliver_log(self, slot: Slot, now: float) -> None:
-        resent = False
-        for offset, (sent_at, entry) in list(slot.log_inflight.items()):
-            if now - sent_at >= self.ack_timeout:
-                slot.link.session.deliver_log(slot.reg_id, entry)
-                slot.log_inflight[offset] = (now, entry)
-                resent = True
-                self.stats["redelivered"] += 1
-        if resent:
-            slot.link.flush()
+            resent = 0
+            for seq, (sent_at, d) in list(slot.inflight.items()):
+                if now - sent_at >= self.ack_timeout:
+                    slot.link.session.deliver(d)
+                    slot.inflight[seq] = (now, d)
+                    resent += 1
+            for offset, (sent_at, entry) in list(slot.log_inflight.items()):
+                if now - sent_at >= self.ack_timeout:
+                    slot.link.session.deliver_log(slot.reg_id, entry)
+                    slot.log_inflight[offset] = (now, entry)
+                    resent += 1
+            if resent:
+                self.stats["redelivered"] += resent
+                slot.link.flush()
         if slot.reg_id in self._log_wait and len(slot.log_inflight) < self.window:
             self._log_wait.discard(slot.reg_id)
             self._spawn(self._fan_out_one(slot))

@@ -310,8 +310,16 @@ def erase_device(tx: Tx, reg_id: str, at: int) -> ConsentRecord | None:
         r[0] for r in tx.all("SELECT alias FROM aliases WHERE reg_id = ?", (reg_id,))
     }
     account = tx.one("SELECT account FROM devices WHERE reg_id = ?", (reg_id,))
-    if account and account[0]:
-        names.add(str(account[0]))
+    shared = (
+        account
+        and account[0]
+        and tx.one(  # an account other devices of the app still hold
+            "SELECT 1 FROM devices WHERE app_id = ? AND account = ? AND reg_id <> ? LIMIT 1",
+            (app_id, account[0], reg_id),
+        )
+    )
+    if account and account[0] and not shared:
+        names.add(str(account[0]))  # (an alias belongs to one device: never shared)
     # the device's regId, aliases and account leave every list of targets that holds them: held
     # messages, scheduled jobs (a job left with none goes) and queued receipts (likewise)
     for msg_id, targets in tx.all(
