@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -65,6 +68,17 @@ class _Server(uvicorn.Server):
         self._stop.set()
 
 
+def _lock(path: Path) -> int:
+    """An exclusive lock on ``path``, held until the descriptor closes (the process ends)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -96,6 +110,22 @@ class Node:
         self._http: _Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._data_lock: int | None = None
+
+    def _lock_data_dir(self, data_dir: str) -> None:
+        """One server per SQLite data directory: a second one would accept sends whose devices
+        are connected to the first, which never hears of them. (CLI commands still work
+        beside the server.)"""
+        path = Path(data_dir)
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._data_lock = _lock(path / "serve.lock")
+        except BlockingIOError:
+            raise TidingsError(
+                f"another tidings serve is using {data_dir}: one server per data directory"
+            ) from None
+        except OSError as exc:
+            raise TidingsError(f"cannot use the data directory {data_dir}: {exc}") from exc
 
     @property
     def stack(self) -> RegionStack:
@@ -166,6 +196,8 @@ class Node:
 
     async def start(self) -> None:
         s = self.settings
+        if not s.database_url:
+            self._lock_data_dir(s.data_dir)
         await self.residency.start()
         self.bus.subscribe(self.hub.on_bus)
         self.hub.start()
@@ -210,6 +242,9 @@ class Node:
             await stack.receipts.close()
         await self.bus.close()
         await self.residency.close()
+        if self._data_lock is not None:
+            os.close(self._data_lock)  # the lock goes with it
+            self._data_lock = None
 
     async def _sweep_expired(self) -> None:
         while True:

@@ -8,6 +8,7 @@ most used ones are also flags of ``tidings serve`` (``--data-dir``, ``--port``..
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -97,22 +98,72 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# numbers that must be above zero (intervals, timeouts, sizes); every other number is >= 0
+_POSITIVE = (
+    "ttl_default_ms",
+    "ttl_max_ms",
+    "backlog_cap",
+    "max_targets",
+    "inflight_window",
+    "max_frame_bytes",
+    "send_buffer_bytes",
+    "ack_timeout_s",
+    "hello_timeout_s",
+    "ping_interval_s",
+    "ping_timeout_s",
+    "sweep_interval_s",
+    "sqlite_batch",
+    "session_ttl_s",
+    "schedule_poll_s",
+    "receipt_interval_s",
+    "receipt_timeout_s",
+    "receipt_max_attempts",
+)
+
+
 def _coerce(setting: Setting, value: Any) -> Any:
     kind = type(setting.default)
-    if isinstance(value, kind):
+    if isinstance(value, kind) and not (kind is float and not math.isfinite(value)):
         return value
     try:
         if kind is int:
             return int(value)
         if kind is float:
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError("not a finite number")
+            return number
         if kind is bool:
-            return str(value).lower() in ("1", "true", "yes", "on")
+            text = str(value).strip().lower()
+            if text not in _TRUE + _FALSE:
+                raise ValueError("not a yes/no value")
+            return text in _TRUE
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"setting {setting.name}: cannot read {value!r} as {kind.__name__}"
         ) from exc
+
+
+def _check(values: dict[str, Any]) -> None:
+    """Ranges that no single type says: positive intervals, ports, a host, a PostgreSQL URL."""
+    for s in SETTINGS:
+        value = values[s.name]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if s.name in _POSITIVE and value <= 0:
+                raise ConfigError(f"setting {s.name} must be positive")
+            if value < 0:
+                raise ConfigError(f"setting {s.name} must not be negative")
+    for name in ("port", "gateway_port"):
+        if not 0 <= values[name] <= 65535:
+            raise ConfigError(f"setting {name} must be a port, 0..65535 (0: any free port)")
+    if not values["host"].strip():
+        raise ConfigError("setting host must not be empty (127.0.0.1, or 0.0.0.0 for all)")
+    url = values["database_url"]
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        # the URL is not echoed: it may hold a password
+        raise ConfigError("setting database_url must be a postgresql:// URL")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,9 +196,7 @@ def load(
             raise ConfigError(f"unknown setting {name!r}")
         if value is not None:
             values[name] = _coerce(_BY_NAME[name], value)
-    for name in ("ttl_default_ms", "ttl_max_ms", "backlog_cap", "max_targets", "inflight_window"):
-        if values[name] <= 0:
-            raise ConfigError(f"setting {name} must be positive")
+    _check(values)
     if values["ttl_default_ms"] > values["ttl_max_ms"]:
         raise ConfigError("ttl_default_ms must not exceed ttl_max_ms")
     return Settings(values)

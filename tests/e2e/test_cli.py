@@ -187,7 +187,17 @@ def test_cli_bad_input(tmp_path: Path, server: Server) -> None:  # noqa: F811
         == 2
     )
     assert run("serve", "--port", "notaport").returncode == 2
+    for flag, value in (("--port", "70000"), ("--gateway-port", "-1"), ("--host", "")):
+        bad = run("serve", "--data-dir", data, flag, value)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, (flag, bad.stderr)
+    bad = run("serve", "--data-dir", data, "--database-url", "mysql://u:s3cret@h/db")
+    assert bad.returncode == 2 and "s3cret" not in bad.stderr + bad.stdout
     server.start()
+    # one server per data directory: a second one would take sends its devices never see
+    second = run("serve", "--data-dir", str(server.data_dir), "--port", "0", "--gateway-port", "0")
+    assert second.returncode == 1 and "another tidings serve" in second.stderr
+    assert oct(server.data_dir.stat().st_mode & 0o777) == "0o700"  # its owner's alone
+    assert all(p.stat().st_mode & 0o077 == 0 for p in server.data_dir.glob("*.db*"))
     app = create_app(server.data_dir)
     wrong = run(
         "send",

@@ -136,6 +136,8 @@ async def test_a_send_racing_a_withdrawal_leaves_nothing_queued_on_postgres(
                     {"messageType": "consent", "req": "w", "reg_id": reg, "agreed": False}
                 )
                 await sends
+                while (await dev.recv())["messageType"] != "consent":
+                    pass  # notifications sent before it may come first
             queued = await node.store.engine.read(
                 lambda tx, r: tx.one("SELECT count(*) FROM inbox WHERE reg_id = ?", (r,))[0], reg
             )

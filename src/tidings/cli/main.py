@@ -92,8 +92,8 @@ async def _serve(conf: settings.Settings) -> None:
     node = Node(conf)
     try:
         await node.start()
-    except OSError as exc:
-        raise TidingsError(f"cannot listen: {exc}") from exc
+    except OSError as exc:  # the sockets: the stores report their own errors
+        raise TidingsError(f"cannot listen on {conf.host}: {exc}") from exc
     # Most garbage here is freed by reference counting; the cyclic collector's full passes walk
     # every connection's objects, so run them far less often, and never over startup objects.
     gc.collect()
@@ -101,6 +101,12 @@ async def _serve(conf: settings.Settings) -> None:
     gc.set_threshold(100_000, 50, 100)
     urls = node.urls()
     store_desc = "PostgreSQL" if conf.database_url else f"SQLite in {conf.data_dir}"
+    # the same store as this server (the URL stays out of the banner: it may hold a password)
+    where = (
+        "--database-url $TIDINGS_DATABASE_URL"
+        if conf.database_url
+        else f"--data-dir {conf.data_dir}"
+    )
     # the commands as this shell can run them (./scripts/run starts .venv/bin/tidings)
     prog = sys.argv[0] if os.path.basename(sys.argv[0]) == "tidings" else "tidings"
     print(
@@ -108,8 +114,7 @@ async def _serve(conf: settings.Settings) -> None:
         f" regions {', '.join(node.residency.served)}).\n"
         f"  sender API (Mi Push-compatible): {urls['api']}\n"
         f"  device gateway (WebSocket):      {urls['gateway']}\n"
-        f"Create an app:   {prog} app create --data-dir {conf.data_dir} --name Demo "
-        f"--package com.example.demo\n"
+        f"Create an app:   {prog} app create {where} --name Demo --package com.example.demo\n"
         f"Start a device:  {prog} listen --gateway {urls['gateway']} --app-id ID "
         f"--app-key KEY --package com.example.demo\n"
         f"Send:            {prog} send --api {urls['api']} --secret SECRET "
@@ -119,8 +124,9 @@ async def _serve(conf: settings.Settings) -> None:
     )
     if soft < 100_000:
         print(
-            f"Note: the open-file limit is {soft}, so about {soft - 100} devices at most can"
-            " connect to this process (raise the hard limit: ulimit -Hn, or LimitNOFILE).",
+            f"Note: the open-file limit is {soft}, so about {max(soft - 100, 0)} devices at"
+            " most can connect to this process (raise the hard limit: ulimit -Hn, or"
+            " LimitNOFILE).",
             flush=True,
         )
     stop = asyncio.Event()

@@ -120,7 +120,11 @@ class SQLiteEngine:
 
     async def start(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:  # the data is its owner's alone: secrets, device tokens, consent records
+                Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                Path(self.path).touch(mode=0o600)  # SQLite gives -wal and -shm the same mode
+            except OSError as exc:
+                raise StoreError(f"cannot open {self.path}: {exc}") from exc
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._writer = threading.Thread(
             target=self._run_writer,
