@@ -172,20 +172,19 @@ def test_cli_bad_input(tmp_path: Path, server: Server) -> None:  # noqa: F811
         "d",
     )
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
-    assert (
-        run(
+    for gateway in ("http://x", "ws://[bad", "ws://"):
+        bad = run(
             "listen",
             "--gateway",
-            "http://x",
+            gateway,
             "--app-id",
             "1",
             "--app-key",
             "k",
             "--package",
             "com.a.b",
-        ).returncode
-        == 2
-    )
+        )
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, gateway
     assert run("serve", "--port", "notaport").returncode == 2
     for flag, value in (("--port", "70000"), ("--gateway-port", "-1"), ("--host", "")):
         bad = run("serve", "--data-dir", data, flag, value)

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import urllib.parse
 from typing import Any
 
 import click
@@ -238,8 +239,13 @@ def listen(
     from tidings.client.device import AppConfig, DeviceClient, PushMessage, RegistrationError
 
     _setup_logging(log_level)
-    if not gateway.startswith(("ws://", "wss://")):
-        raise click.BadParameter("must start with ws:// or wss://", param_hint="--gateway")
+    try:
+        parts = urllib.parse.urlsplit(gateway)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as exc:
+        raise click.BadParameter(f"not a URL: {exc}", param_hint="--gateway") from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise click.BadParameter("must be a ws:// or wss:// URL", param_hint="--gateway")
 
     async def go() -> int:
         seen = 0
