@@ -198,6 +198,11 @@ def test_cli_bad_input(tmp_path: Path, server: Server) -> None:  # noqa: F811
     assert oct(server.data_dir.stat().st_mode & 0o777) == "0o700"  # its owner's alone
     assert all(p.stat().st_mode & 0o077 == 0 for p in server.data_dir.glob("*.db*"))
     app = create_app(server.data_dir)
+    device = ["--gateway", server.gateway, "--app-id", app.app.app_id, "--app-key", app.app_key]
+    device += ["--package", app.app.package]
+    assert run("listen", *device, "--log-level", "verbose").returncode == 2
+    stuck = run("listen", *device, "--state", str(tmp_path / "no-such-dir" / "s.json"))
+    assert stuck.returncode == 1 and "cannot write the device state" in stuck.stderr
     wrong = run(
         "send",
         "--api",

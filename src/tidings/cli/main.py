@@ -25,6 +25,9 @@ from tidings.store.store import Store
 log = logging.getLogger("tidings.cli")
 
 
+_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -57,7 +60,7 @@ def main() -> None:
 @click.option(
     "--serve-regions", default=None, help="Regions this node serves, e.g. EU,UK [every one]."
 )
-@click.option("--log-level", default="info", show_default=True)
+@click.option("--log-level", default="info", show_default=True, type=_LEVELS)
 def serve(log_level: str, **flags: Any) -> None:
     """Run the HTTP API and the device gateway until SIGINT or SIGTERM."""
     _setup_logging(log_level)
@@ -221,7 +224,7 @@ def app_list(data_dir: str | None, database_url: str | None) -> None:
 @click.option("--consent-version", default=None, help="Privacy-policy version the user agreed to.")
 @click.option("--state", default=None, help="State file keeping the device identity.")
 @click.option("--count", type=int, default=0, help="Exit after this many messages (0: never).")
-@click.option("--log-level", default="warning", show_default=True)
+@click.option("--log-level", default="warning", show_default=True, type=_LEVELS)
 def listen(
     gateway: str,
     app_id: str,
@@ -321,6 +324,9 @@ def listen(
         except RegistrationError as exc:
             click.echo(f"tidings: {exc}", err=True)
             return 2
+        except RuntimeError as exc:  # the device state cannot be written
+            click.echo(f"tidings: {exc}", err=True)
+            return 1
         except asyncio.CancelledError:
             pass
         return 0

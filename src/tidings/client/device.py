@@ -184,8 +184,11 @@ class DeviceClient:
             "jobkeys": list(self._jobkeys),
         }
         tmp = self.state_path.with_suffix(self.state_path.suffix + ".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.state_path)
+        try:
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, self.state_path)
+        except OSError as exc:  # not a lost connection: run() must not retry it quietly
+            raise RuntimeError(f"cannot write the device state {self.state_path}: {exc}") from exc
         self._dirty = False
 
     # running
