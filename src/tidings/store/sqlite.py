@@ -222,8 +222,12 @@ class SQLiteEngine:
                 else:  # the writes queued behind it join the batch as it runs (_more)
                     self._commit_batch(conn, [item])
         finally:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.close()
+            try:  # every commit is in the WAL already: this only folds it back and cuts it
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:  # a full disk, say: the next start folds it back
+                log.warning("closing %s: WAL left for the next start: %s", self.path, exc)
+            finally:
+                conn.close()
 
     def _run_checkpointer(self) -> None:
         """Copy committed WAL frames back into the database file, beside the writer.
