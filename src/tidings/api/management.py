@@ -26,7 +26,7 @@ from tidings.compliance.accounts import AccountService, actor_of
 from tidings.compliance.sdk_policy import SdkPolicyService
 from tidings.compliance.states import AccountStates
 from tidings.compliance.terms import TermsService
-from tidings.core.limits import UNSTORABLE, unstorable_text
+from tidings.core.limits import UNSTORABLE, is_decimal, unstorable_text
 from tidings.core.models import App
 from tidings.errors import ManagementError, RegionNotServed, StoreError, StoreRefused
 from tidings.residency import Residency
@@ -72,8 +72,7 @@ class Ctx:
     def query_int(self, name: str, default: int, low: int, high: int) -> int:
         """An integer query parameter clamped to ``low..high``; 400 ``invalid_field`` if not one."""
         text = self.request.query_params.get(name, str(default))
-        digits = text[1:] if text[:1] == "-" else text
-        if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        if not is_decimal(text) or len(text.lstrip("-")) > 19:
             raise ManagementError(400, "invalid_field", f"{name} must be a decimal integer")
         return min(max(int(text), low), high)
 

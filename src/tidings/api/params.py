@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tidings.api import codes
-from tidings.core.limits import UNSTORABLE, unstorable_text
+from tidings.core.limits import UNSTORABLE, is_decimal, unstorable_text
 from tidings.errors import ApiError
 
 MAX_BODY = 2 * 1024 * 1024  # 1000 targets x 64 bytes plus a 4 KB payload fits easily
@@ -109,12 +109,10 @@ def json_param(text: str, name: str) -> Any:
 
 
 def decimal(value: Any, name: str, low: int, high: int) -> int:
-    """An integer parameter or field: a JSON number or ASCII decimal digits with an optional
-    ``-``, nothing else (no ``+``, ``_``, spaces or other scripts' digits, which ``int()`` would
-    take); 10017 otherwise or outside ``low..high``."""
+    """An integer parameter or field: a JSON number or :func:`~tidings.core.limits.is_decimal`
+    text; 10017 otherwise or outside ``low..high``."""
     text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
-    digits = text[1:] if text[:1] == "-" else text
-    if not (digits.isascii() and digits.isdigit()):  # isdigit alone takes other scripts' digits
+    if not is_decimal(text):
         raise ApiError(codes.ILLEGAL_PARAM, f"{name} must be a decimal integer")
     if len(text) > 20 or not low <= int(text) <= high:
         raise ApiError(codes.ILLEGAL_PARAM, f"{name} must be between {low} and {high}")

@@ -57,6 +57,13 @@ def check_command_arg(command: str, arg: str) -> tuple[int, str] | None:
     return check_topic(arg)
 
 
+def is_decimal(text: str) -> bool:
+    """ASCII decimal digits with an optional ``-``, nothing else: no ``+``, ``_``, spaces or
+    other scripts' digits, all of which ``int()`` would take."""
+    digits = text[1:] if text[:1] == "-" else text
+    return digits.isascii() and digits.isdigit()
+
+
 UNSTORABLE = "strings must not contain U+0000 or unpaired surrogates"
 
 

@@ -343,11 +343,7 @@ class Hub:
             return
         slot = self.slots.get(ev.reg_id)
         if not ev.agreed and slot is not None:
-            slot.inflight.clear()  # withdrawn: nothing already sent is sent again
-            if slot.log_inflight:
-                slot.log_inflight.clear()
-                self._log_passed(slot)
-                self._flush_moves_soon()
+            self._drop_inflight(slot)  # withdrawn: nothing already sent is sent again
         link.session.consent_result(ev.req, ev.reg_id, ev.agreed, rec.policy_version)
         if ev.agreed:
             if slot is None:
@@ -417,9 +413,16 @@ class Hub:
                     slot.log_acked = []
                 slot.log_acked.append((offset, msg_id))
                 self._log_passed(slot)
-            if reg_id in self._log_wait and len(slot.log_inflight) < self.window:
-                self._log_wait.discard(reg_id)
-                self._spawn(self._fan_out_one(slot))
+            self._log_room(slot)
+
+    def _drop_inflight(self, slot: Slot) -> None:
+        """Nothing sent to the device and unacked is sent again (its consent went): the log
+        cursor passes its log entries."""
+        slot.inflight.clear()
+        if slot.log_inflight:
+            slot.log_inflight.clear()
+            self._log_passed(slot)
+            self._flush_moves_soon()
 
     def _log_passed(self, slot: Slot) -> None:
         """Note the slot's cursor move; count the acked entries it passes as delivered.
@@ -809,13 +812,9 @@ class Hub:
         for slot in slots:
             if self.slots.get(slot.reg_id) is not slot or slot.link.closed:
                 continue
-            if slot.reg_id in barred:  # as at a withdrawal: nothing sent is sent again
-                slot.inflight.clear()
-                if slot.log_inflight:
-                    slot.log_inflight.clear()
-                    self._log_passed(slot)
-                    self._flush_moves_soon()
-                    self._log_room(slot)
+            if slot.reg_id in barred:  # as at a withdrawal
+                self._drop_inflight(slot)
+                self._log_room(slot)
                 continue
             resent = 0
             for seq, (sent_at, d) in list(slot.inflight.items()):
@@ -831,6 +830,3 @@ class Hub:
             if resent:
                 self.stats["redelivered"] += resent
                 slot.link.flush()
-        if slot.reg_id in self._log_wait and len(slot.log_inflight) < self.window:
-            self._log_wait.discard(slot.reg_id)
-            self._spawn(self._fan_out_one(slot))

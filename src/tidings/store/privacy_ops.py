@@ -299,59 +299,52 @@ def export_device(tx: Tx, reg_id: str) -> dict[str, object] | None:
     }
 
 
+def _strip_targets(
+    tx: Tx,
+    table: str,
+    key: str,
+    where: str,
+    app_id: str,
+    names: set[str],
+    joined: bool = False,
+    keep: bool = False,
+) -> None:
+    """Take ``names`` out of the ``targets`` list (JSON, or comma-``joined``) of the app's rows
+    of ``table``; a row left with none goes, unless ``keep``."""
+    for row_id, targets in tx.all(
+        f"SELECT {key}, targets FROM {table} WHERE app_id = ?{where}", (app_id,)
+    ):
+        listed = targets.split(",") if joined else json.loads(targets)
+        kept = [t for t in listed if t not in names]
+        if len(kept) == len(listed):
+            continue
+        if not kept and not keep:
+            tx.execute(f"DELETE FROM {table} WHERE {key} = ?", (row_id,))
+        else:
+            text = ",".join(kept) if joined else json.dumps(kept)
+            tx.execute(f"UPDATE {table} SET targets = ? WHERE {key} = ?", (text, row_id))
+
+
 def erase_device(tx: Tx, reg_id: str, at: int) -> ConsentRecord | None:
     """Delete every row about the device; keep the pseudonymous consent proof (plus an
     ``erased`` record). Held review items lose the device's regId and aliases as targets."""
-    row = tx.one("SELECT app_id, app_version FROM devices WHERE reg_id = ?", (reg_id,))
+    row = tx.one("SELECT app_id, app_version, account FROM devices WHERE reg_id = ?", (reg_id,))
     if row is None:
         return None
-    app_id, app_version = str(row[0]), str(row[1])
+    app_id, app_version, account = str(row[0]), str(row[1]), row[2]
     names = {reg_id} | {
         r[0] for r in tx.all("SELECT alias FROM aliases WHERE reg_id = ?", (reg_id,))
-    }
-    account = tx.one("SELECT account FROM devices WHERE reg_id = ?", (reg_id,))
-    shared = (
-        account
-        and account[0]
-        and tx.one(  # an account other devices of the app still hold
-            "SELECT 1 FROM devices WHERE app_id = ? AND account = ? AND reg_id <> ? LIMIT 1",
-            (app_id, account[0], reg_id),
-        )
-    )
-    if account and account[0] and not shared:
-        names.add(str(account[0]))  # (an alias belongs to one device: never shared)
+    }  # an alias belongs to one device; an account may be shared, and then stays
+    if account and not tx.one(
+        "SELECT 1 FROM devices WHERE app_id = ? AND account = ? AND reg_id <> ? LIMIT 1",
+        (app_id, account, reg_id),
+    ):
+        names.add(str(account))
     # the device's regId, aliases and account leave every list of targets that holds them: held
     # messages, scheduled jobs (a job left with none goes) and queued receipts (likewise)
-    for msg_id, targets in tx.all(
-        "SELECT msg_id, targets FROM review_queue WHERE app_id = ? AND status = 'held'", (app_id,)
-    ):
-        kept = [t for t in json.loads(targets) if t not in names]
-        if len(kept) != len(json.loads(targets)):
-            tx.execute(
-                "UPDATE review_queue SET targets = ? WHERE msg_id = ?", (json.dumps(kept), msg_id)
-            )
-    for job_id, targets in tx.all(
-        "SELECT job_id, targets FROM scheduled_jobs WHERE app_id = ? AND targets <> ''", (app_id,)
-    ):
-        listed = json.loads(targets)
-        kept = [t for t in listed if t not in names]
-        if not kept and listed:
-            tx.execute("DELETE FROM scheduled_jobs WHERE job_id = ?", (job_id,))
-        elif len(kept) != len(listed):
-            tx.execute(
-                "UPDATE scheduled_jobs SET targets = ? WHERE job_id = ?", (json.dumps(kept), job_id)
-            )
-    for receipt_id, targets in tx.all(
-        "SELECT receipt_id, targets FROM receipts WHERE app_id = ?", (app_id,)
-    ):
-        listed = targets.split(",")
-        kept = [t for t in listed if t not in names]
-        if not kept:
-            tx.execute("DELETE FROM receipts WHERE receipt_id = ?", (receipt_id,))
-        elif len(kept) != len(listed):
-            tx.execute(
-                "UPDATE receipts SET targets = ? WHERE receipt_id = ?", (",".join(kept), receipt_id)
-            )
+    _strip_targets(tx, "review_queue", "msg_id", " AND status = 'held'", app_id, names, keep=True)
+    _strip_targets(tx, "scheduled_jobs", "job_id", " AND targets <> ''", app_id, names)
+    _strip_targets(tx, "receipts", "receipt_id", "", app_id, names, joined=True)
     for table in ("aliases", "topic_subs", "inbox", "device_daily", "message_clicks"):
         tx.execute(f"DELETE FROM {table} WHERE reg_id = ?", (reg_id,))
     tx.execute("DELETE FROM devices WHERE reg_id = ?", (reg_id,))
