@@ -10,8 +10,9 @@
     ├── ApiError               a request was refused; carries a Mi Push error code and a reason
     ├── ComplianceError        a consent, erasure or review operation was refused (unknown id...)
     ├── RegionNotServed        the data asked for lives in a region this node does not serve
-    └── ManagementError        a management operation was refused; carries an HTTP status and a
-                               stable code (sign-up, login, tokens, apps, terms, account states)
+    ├── ManagementError        a management operation was refused; carries an HTTP status and a
+    │                          stable code (sign-up, login, tokens, apps, terms, account states)
+    └── PushRefused            a Web Push request was refused; carries an HTTP status and an errno
 
 Foreign exceptions (sqlite3, psycopg, websockets) are converted at the boundary of the module
 that calls them; nothing above the store sees a driver exception.
@@ -75,3 +76,14 @@ class ManagementError(TidingsError):
         self.code = code
         self.message = message
         self.audited = audited  # the refusal is in the audit trail already (by the service)
+
+
+class PushRefused(TidingsError):
+    """A Web Push request (RFC 8030) refused: the HTTP status, Mozilla's push service ``errno``
+    and a reason (``{"code", "errno", "error", "message"}``)."""
+
+    def __init__(self, status: int, errno: int, message: str) -> None:
+        super().__init__(f"{status} ({errno}): {message}")
+        self.status = status
+        self.errno = errno
+        self.message = message

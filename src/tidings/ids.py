@@ -81,6 +81,17 @@ def uaid() -> str:
     return secrets.token_hex(16)
 
 
+def push_token() -> str:
+    """The secret part of a Web Push endpoint: whoever knows it can push to the browser."""
+    return secrets.token_urlsafe(24)
+
+
+def push_version() -> str:
+    """A Web Push message's ``version``: unique, and a capability (it names the message's
+    Location, which can take it back)."""
+    return secrets.token_urlsafe(16)
+
+
 def secret_hash(secret: str) -> str:
     """Digest under which a high-entropy secret is stored and looked up.
 

@@ -30,6 +30,7 @@ from tidings.api.management import PREFIX, ManagementApi
 from tidings.api.management_routes import all_ops
 from tidings.api.mipush import ERROR_HANDLERS, MiPushApi
 from tidings.api.sender_app import SenderApp
+from tidings.api.webpush import WebPushApi
 from tidings.bus.local import LocalBus
 from tidings.clock import Clock
 from tidings.compliance.moderation import ReviewDesk, ReviewService
@@ -38,6 +39,7 @@ from tidings.core.models import NewApp
 from tidings.core.receipts import ReceiptSender
 from tidings.core.scheduler import Scheduler
 from tidings.core.sending import SendService
+from tidings.core.webpush_service import WebPushService
 from tidings.errors import TidingsError
 from tidings.gateway.hub import Hub
 from tidings.gateway.server import Gateway
@@ -99,7 +101,8 @@ class Node:
             code: RegionStack(code, store, self.bus, settings)
             for code, store in self.residency.regional.items()
         }
-        self.hub = Hub(self.residency, settings)
+        self.webpush = WebPushService(self.stack.store, self.bus, settings)
+        self.hub = Hub(self.residency, settings, self.webpush)
         self.gateway = Gateway(self.hub, settings)
         self.desk = ReviewDesk([stack.review for stack in self.stacks.values()])
         self.management = ManagementApi(
@@ -182,6 +185,7 @@ class Node:
                 Route("/health", health),
                 *api.routes(),  # reached only for methods the fast path does not take
                 *AdminApi(self.desk, self.settings.admin_token).routes(),
+                *WebPushApi(self.webpush).routes(),
                 Mount(PREFIX, app=self.management.app()),
             ],
             exception_handlers=dict(ERROR_HANDLERS),
@@ -204,6 +208,9 @@ class Node:
         self.gateway_port = await self.gateway.start(s.host, s.gateway_port)
         sock = _bind(s.host, s.port)
         self.api_port = int(sock.getsockname()[1])
+        if not s.public_url:  # push endpoints name the address the API listens on
+            host = f"[{s.host}]" if ":" in s.host else s.host
+            self.webpush.base_url = f"http://{host}:{self.api_port}"
         config = uvicorn.Config(
             self.asgi_app(),
             lifespan="off",

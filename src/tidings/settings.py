@@ -89,6 +89,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("receipt_timeout_s", 5.0, "Seconds a receipt callback may take to answer."),
     Setting("receipt_max_attempts", 8, "Failed deliveries of a receipt before it is dropped."),
     Setting(
+        "public_url",
+        "",
+        "Base URL the HTTP API is reached at from outside (Web Push endpoints are made from it);"
+        " empty: http://host:port.",
+    ),
+    Setting(
+        "webpush_ttl_max_s",
+        2_592_000,
+        "Longest TTL, in seconds, a Web Push message is kept for (30 days); longer ones are cut.",
+    ),
+    Setting(
+        "webpush_pending_max",
+        100,
+        "Web Push messages kept per subscription for an offline browser; more are refused (429).",
+    ),
+    Setting(
         "receipt_allow_private",
         False,
         "Allow receipt callbacks to loopback, private and link-local addresses (tests only).",
@@ -119,6 +135,7 @@ _POSITIVE = (
     "receipt_interval_s",
     "receipt_timeout_s",
     "receipt_max_attempts",
+    "webpush_pending_max",
 )
 
 
@@ -160,6 +177,11 @@ def _check(values: dict[str, Any]) -> None:
             raise ConfigError(f"setting {name} must be a port, 0..65535 (0: any free port)")
     if not values["host"].strip():
         raise ConfigError("setting host must not be empty (127.0.0.1, or 0.0.0.0 for all)")
+    public = values["public_url"]
+    if public and (
+        not public.startswith(("http://", "https://")) or "?" in public or "#" in public
+    ):
+        raise ConfigError("setting public_url must be an http:// or https:// base URL")
     url = values["database_url"]
     if url and not url.startswith(("postgresql://", "postgres://")):
         # the URL is not echoed: it may hold a password

@@ -131,17 +131,20 @@ def _operator_from_admin_token() -> Developer:
     )
 
 
-async def read_body(request: Request, cap: int) -> bytes:
-    """The request body, refused (413) as soon as it passes ``cap`` bytes: never read whole
-    first, so a huge body costs no memory."""
+async def read_body(request: Request, cap: int, too_large: Exception | None = None) -> bytes:
+    """The request body, refused (``too_large``, else a 413 ``ManagementError``) as soon as it
+    passes ``cap`` bytes: never read whole first, so a huge body costs no memory."""
+    if too_large is None:
+        message = f"request bodies are at most {cap} bytes"
+        too_large = ManagementError(413, "body_too_large", message)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
-        raise ManagementError(413, "body_too_large", f"request bodies are at most {cap} bytes")
+        raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > cap:
-            raise ManagementError(413, "body_too_large", f"request bodies are at most {cap} bytes")
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
 

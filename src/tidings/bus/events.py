@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tidings.core.models import Delivery, TargetKind, TopicOp
+from tidings.core.models import Delivery, TargetKind, TopicOp, WebPushMessage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,4 +61,12 @@ class Revoked:
     topic_op: TopicOp = TopicOp.UNION
 
 
-BusEvent = InboxChanged | LogAppended | Ephemeral | Revoked
+@dataclasses.dataclass(frozen=True)
+class WebPushed:
+    """A Web Push message for the browser ``uaid`` (committed first, unless its TTL is 0)."""
+
+    uaid: str
+    message: WebPushMessage
+
+
+BusEvent = InboxChanged | LogAppended | Ephemeral | Revoked | WebPushed

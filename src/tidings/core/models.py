@@ -293,3 +293,16 @@ class Channel:
     sound_url: str = ""
     notify_type: int = -1
     category: str = "public"
+
+
+@dataclasses.dataclass(frozen=True)
+class WebPushMessage:
+    """A Web Push message for one browser subscription (``channel_id``), as its frame carries
+    it: ``version`` names it (unique), ``data`` is the encrypted body in base64url (None: no
+    body), ``headers`` what the browser needs to decrypt it."""
+
+    version: str
+    channel_id: str
+    data: str | None
+    headers: dict[str, str]
+    expires_at: int

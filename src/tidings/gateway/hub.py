@@ -24,15 +24,20 @@ from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from tidings import ids
-from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended, Revoked
+from tidings.bus.events import BusEvent, Ephemeral, InboxChanged, LogAppended, Revoked, WebPushed
 from tidings.core.models import Delivery, DeviceInfo, LogEntry
+from tidings.core.webpush_service import WebPushService
 from tidings.errors import RegionNotServed, StoreRefused, TidingsError
+from tidings.gateway.browsers import Browsers
 from tidings.protocol import codes
 from tidings.protocol.session import (
     Acked,
     AppCommand,
     AppRegister,
     AppUnregister,
+    ChannelAcked,
+    ChannelRegister,
+    ChannelUnregister,
     Clicked,
     ConsentChange,
     DeviceSession,
@@ -124,8 +129,11 @@ class Slot:
 
 
 class Hub:
-    def __init__(self, residency: Residency, settings: Settings) -> None:
+    def __init__(
+        self, residency: Residency, settings: Settings, webpush: WebPushService | None = None
+    ) -> None:
         self.residency = residency
+        self.browsers = Browsers(webpush) if webpush is not None else None
         self.accounts = residency.control.accounts
         self.clock = residency.control.clock
         self._stores: dict[str, Store] = {}  # app_id -> its region's store (apps registered here)
@@ -183,6 +191,14 @@ class Hub:
         if len(events) == 1 and isinstance(events[0], Acked):
             self._on_ack(events[0])  # the common case: no await, no task
             return
+        if isinstance(events[-1], ChannelAcked) and self.browsers is not None:
+            # a browser's acks count even if it closes right after them (not queued behind
+            # the connection's other events, which stop when it closes)
+            acked = events.pop()
+            assert isinstance(acked, ChannelAcked) and link.session.uaid is not None
+            self._spawn(self.browsers.webpush.ack(link.session.uaid, list(acked.versions)))
+            if not events:
+                return
         key = id(link)
         queue = self._queues.get(key)
         if queue is not None:
@@ -214,6 +230,8 @@ class Hub:
         """The connection is gone: forget its slots; unacked messages stay in the store."""
         for reg_id in list(link.session.apps):
             self.detach_one(reg_id, link)
+        if self.browsers is not None:
+            self.browsers.detach(link)
 
     async def _on_event(self, link: Link, event: Event) -> None:
         if isinstance(event, Acked):
@@ -233,12 +251,21 @@ class Hub:
             await self._store(event.app_id).record_click(event.app_id, event.reg_id, event.msg_id)
         elif isinstance(event, ConsentChange):
             await self._on_consent(link, event)
+        elif isinstance(event, ChannelRegister | ChannelUnregister):
+            if self.browsers is None:
+                link.close(codes.CLOSE_POLICY, "Web Push is not served here")
+            else:
+                await self.browsers.on_event(link, event)
 
     async def _on_hello(self, link: Link, event: Hello) -> None:
         uaid = event.uaid
         if uaid is None or not await self.residency.uaid_known(uaid):
             uaid = ids.uaid()  # only identities this server issued are honoured
+            link.session.hello_ok(uaid)
+            return
         link.session.hello_ok(uaid)
+        if self.browsers is not None:
+            await self.browsers.on_hello(link, uaid)
 
     async def _on_register(self, link: Link, ev: AppRegister) -> None:
         session = link.session
@@ -533,6 +560,8 @@ class Hub:
             self._spawn(self._deliver_ephemeral(event))
         elif isinstance(event, Revoked):
             self._spawn(self._deliver_revoke(event))
+        elif isinstance(event, WebPushed) and self.browsers is not None:
+            self.browsers.on_pushed(event)
 
     def _send(self, slot: Slot, items: list[Delivery]) -> None:
         now = time.monotonic()

@@ -18,7 +18,8 @@ from typing import Any, TypeGuard
 import orjson
 
 from tidings.core.limits import UNSTORABLE, check_command_arg, unstorable_text
-from tidings.core.models import Delivery, DeviceInfo, LogEntry
+from tidings.core.models import Delivery, DeviceInfo, LogEntry, WebPushMessage
+from tidings.core.webpush import decode_key, valid_channel_id
 from tidings.protocol import codes
 
 MAX_ERRORS = 20  # bad frames tolerated on one connection before it is closed
@@ -104,7 +105,39 @@ class ConsentChange:
     agreed: bool
 
 
-Event = Hello | AppRegister | AppUnregister | AppCommand | Acked | Clicked | ConsentChange
+@dataclasses.dataclass(frozen=True)
+class ChannelRegister:
+    """A browser subscribes (Web Push): ``key`` is its application server key, if it gave one."""
+
+    channel_id: str
+    key: bytes | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelUnregister:
+    channel_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelAcked:
+    """The browser has these Web Push messages (or gave up on them: a ``code`` other than 100
+    says it could not decrypt or show one; it is not sent again either way)."""
+
+    versions: tuple[str, ...]
+
+
+Event = (
+    Hello
+    | AppRegister
+    | AppUnregister
+    | AppCommand
+    | Acked
+    | Clicked
+    | ConsentChange
+    | ChannelRegister
+    | ChannelUnregister
+    | ChannelAcked
+)
 
 
 def _dump(obj: dict[str, Any]) -> bytes:
@@ -308,6 +341,47 @@ class DeviceSession:
             frame["reason"] = reason
         self._out.append(_dump(frame))
 
+    def channel_registered(self, channel_id: str, endpoint: str) -> None:
+        self._out.append(
+            _dump(
+                {
+                    "messageType": "register",
+                    "channelID": channel_id,
+                    "status": 200,
+                    "pushEndpoint": endpoint,
+                }
+            )
+        )
+
+    def channel_refused(self, channel_id: str, status: int, reason: str) -> None:
+        self._out.append(
+            _dump(
+                {
+                    "messageType": "register",
+                    "channelID": channel_id,
+                    "status": status,
+                    "reason": reason,
+                }
+            )
+        )
+
+    def channel_unregistered(self, channel_id: str) -> None:
+        self._out.append(
+            _dump({"messageType": "unregister", "channelID": channel_id, "status": 200})
+        )
+
+    def notify_channel(self, msg: WebPushMessage) -> None:
+        """A Web Push message, as a browser's push client takes it."""
+        frame: dict[str, Any] = {
+            "messageType": "notification",
+            "channelID": msg.channel_id,
+            "version": msg.version,
+        }
+        if msg.data is not None:
+            frame["data"] = msg.data
+            frame["headers"] = msg.headers
+        self._out.append(_dump(frame))
+
     def deliver(self, d: Delivery) -> None:
         self._out.append(delivery_frame(d))
 
@@ -450,11 +524,15 @@ class DeviceSession:
             raise _BadFrame(codes.BAD_FRAME, f"updates must be a list of at most {MAX_ACKS}")
         items = []
         logs = []
+        versions: list[str] = []
         for u in updates:
             if not isinstance(u, dict):
                 raise _BadFrame(codes.BAD_FRAME, "each update must be an object")
             reg_id, msg_id = u.get("reg_id"), u.get("id", "")
             if not isinstance(reg_id, str) or reg_id not in self.apps:
+                if reg_id is None and "channelID" in u:  # a browser's (Web Push)
+                    versions.append(_version(u))
+                    continue
                 raise _BadFrame(codes.NOT_REGISTERED, "ack for a reg_id not registered here")
             if not isinstance(msg_id, str):
                 raise _BadFrame(codes.BAD_FRAME, "id must be a string")
@@ -469,7 +547,32 @@ class DeviceSession:
                 raise _BadFrame(codes.BAD_FRAME, "seq must be a non-negative 64-bit integer")
             if seq > 0:  # seq 0 marks an unstored (TTL 0) message: nothing to ack
                 items.append((reg_id, seq, msg_id))
-        return [Acked(tuple(items), tuple(logs))] if items or logs else []
+        events: list[Event] = [Acked(tuple(items), tuple(logs))] if items or logs else []
+        if versions:
+            events.append(ChannelAcked(tuple(versions)))
+        return events
+
+    def _on_nack(self, obj: dict[str, Any]) -> list[Event]:
+        """A browser could not handle a Web Push message: it is not sent again."""
+        return [ChannelAcked((_version(obj),))]
+
+    def _on_register(self, obj: dict[str, Any]) -> list[Event]:
+        channel_id = obj.get("channelID")
+        if not valid_channel_id(channel_id):
+            raise _BadFrame(codes.BAD_FRAME, "channelID must be a UUID")
+        key = obj.get("key")
+        try:
+            raw = None if key is None else decode_key(key)
+        except ValueError as exc:
+            self.channel_refused(str(channel_id), 400, f"key: {exc}")
+            return []
+        return [ChannelRegister(str(channel_id), raw)]
+
+    def _on_unregister(self, obj: dict[str, Any]) -> list[Event]:
+        channel_id = obj.get("channelID")
+        if not valid_channel_id(channel_id):
+            raise _BadFrame(codes.BAD_FRAME, "channelID must be a UUID")
+        return [ChannelUnregister(str(channel_id))]
 
     def _on_click(self, obj: dict[str, Any]) -> list[Event]:
         reg_id, app_id = self._registered(obj, None)
@@ -479,6 +582,13 @@ class DeviceSession:
 def _is_int(value: object, low: int) -> TypeGuard[int]:
     """A JSON integer from ``low`` up to what a 64-bit store column holds (not a bool)."""
     return type(value) is int and low <= value <= MAX_INT
+
+
+def _version(obj: dict[str, Any]) -> str:
+    version = obj.get("version")
+    if not isinstance(version, str) or not 1 <= len(version) <= 64:
+        raise _BadFrame(codes.BAD_FRAME, "version must be a string of 1..64 characters")
+    return version
 
 
 def _req(obj: dict[str, Any]) -> str:
@@ -523,4 +633,9 @@ _HANDLERS = {
     "ack": DeviceSession._on_ack,
     "click": DeviceSession._on_click,
     "consent": DeviceSession._on_consent,
+    # Web Push (browsers)
+    "register": DeviceSession._on_register,
+    "unregister": DeviceSession._on_unregister,
+    "nack": DeviceSession._on_nack,
+    "broadcast_subscribe": lambda session, obj: [],  # browsers' own feature: not offered here
 }

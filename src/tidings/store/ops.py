@@ -175,7 +175,10 @@ def register_device(tx: Tx, app_id: str, uaid: str, info: DeviceInfo, now: int) 
 
 
 def uaid_known(tx: Tx, uaid: str) -> bool:
-    return tx.one("SELECT 1 FROM devices WHERE uaid = ? LIMIT 1", (uaid,)) is not None
+    """An identity this server issued: a device's, or a browser's with Web Push channels."""
+    if tx.one("SELECT 1 FROM devices WHERE uaid = ? LIMIT 1", (uaid,)) is not None:
+        return True
+    return tx.one("SELECT 1 FROM webpush_channels WHERE uaid = ? LIMIT 1", (uaid,)) is not None
 
 
 def unregister_device(tx: Tx, reg_id: str, now: int = 0) -> bool:

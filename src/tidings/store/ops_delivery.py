@@ -21,7 +21,7 @@ from tidings.core.models import (
     TopicOp,
 )
 from tidings.core.topics import matches
-from tidings.store import ack_pages, ops_filters, ops_stats, privacy_ops
+from tidings.store import ack_pages, ops_filters, ops_stats, ops_webpush, privacy_ops
 from tidings.store.batches import chunks, marks
 from tidings.store.ops import (
     Tx,
@@ -378,7 +378,7 @@ def topic_members(
 
 
 def sweep_expired(tx: Tx, now: int) -> tuple[int, int]:
-    """Delete expired inbox entries and messages; return how many of each.
+    """Delete expired inbox entries and messages (Web Push ones too); return how many of each.
 
     Messages that expired undelivered on some devices get a receipt (type 1024) if they asked.
     """
@@ -391,4 +391,5 @@ def sweep_expired(tx: Tx, now: int) -> tuple[int, int]:
     if expired:
         ops_stats.record_expired(tx, expired, now)
     tx.execute("DELETE FROM messages WHERE expires_at <= ?", (now,))
-    return inbox, tx.rowcount()
+    messages = tx.rowcount()
+    return inbox, messages + ops_webpush.sweep_expired(tx, now)

@@ -415,6 +415,35 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "DROP TABLE log_acks",
         ],
     ),
+    (
+        # 9: Web Push (RFC 8030): browser subscriptions (a push endpoint each) and the messages
+        # posted to them, kept until the browser acks them or they expire
+        9,
+        [
+            """CREATE TABLE webpush_channels (
+                token TEXT PRIMARY KEY,
+                uaid TEXT NOT NULL,
+                channel_id TEXT NOT NULL,
+                app_server_key TEXT,
+                created_at BIGINT NOT NULL,
+                UNIQUE (uaid, channel_id)
+            )""",
+            """CREATE TABLE webpush_messages (
+                version TEXT PRIMARY KEY,
+                token TEXT NOT NULL REFERENCES webpush_channels(token) ON DELETE CASCADE,
+                uaid TEXT NOT NULL,
+                channel_id TEXT NOT NULL,
+                topic TEXT,
+                data TEXT,
+                headers TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX webpush_messages_uaid ON webpush_messages (uaid, created_at)",
+            "CREATE INDEX webpush_messages_token ON webpush_messages (token, topic)",
+            "CREATE INDEX webpush_messages_expiry ON webpush_messages (expires_at)",
+        ],
+    ),
 ]
 
 LATEST = max(version for version, _ in MIGRATIONS)

@@ -29,6 +29,7 @@ from tidings.core.models import (
     TargetKind,
     TopicOp,
     UnicastResult,
+    WebPushMessage,
 )
 from tidings.core.quotas import UNLIMITED, Limits, LimitsEntry, active_entry
 from tidings.store import (
@@ -42,6 +43,7 @@ from tidings.store import (
     ops_receipts,
     ops_sdk,
     ops_stats,
+    ops_webpush,
     privacy_ops,
     review_ops,
 )
@@ -518,6 +520,42 @@ class Store:
 
     async def known_regids(self, app_id: str, reg_ids: Sequence[str]) -> set[str]:
         return await self.engine.read(ops.known_regids, app_id, list(reg_ids))
+
+    # Web Push (browser subscriptions, RFC 8030)
+    async def webpush_subscribe(
+        self, uaid: str, channel_id: str, key: str | None, token: str, most: int
+    ) -> str | None:
+        """The channel's endpoint token (``token`` if it is new); None when refused."""
+        return await self.engine.write(
+            ops_webpush.subscribe, uaid, channel_id, key, token, self.clock.now_ms(), most
+        )
+
+    async def webpush_unsubscribe(self, uaid: str, channel_id: str) -> bool:
+        return await self.engine.write(ops_webpush.unsubscribe, uaid, channel_id)
+
+    async def webpush_channel(self, token: str) -> tuple[str, str, str | None] | None:
+        """(uaid, channelID, application server key) of an endpoint token."""
+        return await self.engine.read_now(ops_webpush.channel, token)
+
+    async def webpush_has_channels(self, uaid: str) -> bool:
+        return await self.engine.read_now(ops_webpush.has_channels, uaid)
+
+    async def webpush_add(
+        self, token: str, uaid: str, msg: WebPushMessage, topic: str | None, most: int
+    ) -> str:
+        """Keep a message: "kept", or "full" (``most`` wait already) or "gone" (unsubscribed)."""
+        return await self.engine.write(
+            ops_webpush.add_message, token, uaid, msg, topic, self.clock.now_ms(), most
+        )
+
+    async def webpush_pending(self, uaid: str, limit: int = 100) -> list[WebPushMessage]:
+        return await self.engine.read(ops_webpush.pending, uaid, self.clock.now_ms(), limit)
+
+    async def webpush_ack(self, uaid: str, versions: list[str]) -> None:
+        await self.engine.write(ops_webpush.ack, uaid, versions)
+
+    async def webpush_delete(self, version: str) -> bool:
+        return await self.engine.write(ops_webpush.delete_message, version)
 
     async def sweep_expired(self) -> tuple[int, int]:
         return await self.engine.write(ops_delivery.sweep_expired, self.clock.now_ms())

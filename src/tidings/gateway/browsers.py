@@ -1,0 +1,63 @@
+"""The gateway's Web Push side: browsers connected here, their subscriptions and messages.
+
+A browser (Firefox's push client) says hello, subscribes with ``register`` (a ``channelID``,
+perhaps an application server key) and gets a push endpoint; messages posted there come over
+the bus (:class:`WebPushed`) and go to the browser's connection as ``notification`` frames. A
+message stays in the store until the browser acks it; what it did not ack comes again when it
+connects next (after its hello).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tidings.bus.events import WebPushed
+from tidings.core.webpush_service import WebPushService
+from tidings.protocol.session import ChannelRegister, ChannelUnregister
+
+if TYPE_CHECKING:
+    from tidings.gateway.hub import Link
+
+BrowserEvent = ChannelRegister | ChannelUnregister  # acks: Hub.handle
+
+
+class Browsers:
+    def __init__(self, webpush: WebPushService) -> None:
+        self.webpush = webpush
+        self.links: dict[str, Link] = {}  # uaid -> the connection of a browser with channels
+
+    async def on_hello(self, link: Link, uaid: str) -> None:
+        """A known identity said hello: if it has channels, send what waits for it."""
+        if not await self.webpush.has_channels(uaid):
+            return
+        self.links[uaid] = link  # a newer connection of the same browser takes over
+        for message in await self.webpush.pending(uaid):
+            link.session.notify_channel(message)
+
+    async def on_event(self, link: Link, event: BrowserEvent) -> None:
+        session = link.session
+        uaid = session.uaid
+        assert uaid is not None  # events come after the hello is answered
+        if isinstance(event, ChannelRegister):
+            endpoint = await self.webpush.subscribe(uaid, event.channel_id, event.key)
+            if endpoint is None:
+                session.channel_refused(
+                    event.channel_id, 409, "channel taken with another key, or too many channels"
+                )
+                return
+            self.links[uaid] = link
+            session.channel_registered(event.channel_id, endpoint)
+        else:
+            await self.webpush.unsubscribe(uaid, event.channel_id)
+            session.channel_unregistered(event.channel_id)
+
+    def on_pushed(self, event: WebPushed) -> None:
+        link = self.links.get(event.uaid)
+        if link is not None and not link.closed:
+            link.session.notify_channel(event.message)
+            link.flush()
+
+    def detach(self, link: Link) -> None:
+        uaid = link.session.uaid
+        if uaid is not None and self.links.get(uaid) is link:
+            del self.links[uaid]
