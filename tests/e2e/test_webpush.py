@@ -113,9 +113,7 @@ def push(sub: dict[str, Any], text: str, vapid: Vapid | None, **kw: Any) -> Any:
     """pywebpush, as an application server runs it (in a thread: it blocks)."""
     claims = {"sub": "mailto:ops@example.com"} if vapid is not None else None
     kw.setdefault("ttl", 600)  # pywebpush's default is 0: now or never
-    return asyncio.to_thread(
-        webpush, sub, text, vapid_private_key=vapid, vapid_claims=claims, **kw
-    )
+    return asyncio.to_thread(webpush, sub, text, vapid_private_key=vapid, vapid_claims=claims, **kw)
 
 
 async def pending(node: Node, uaid: str) -> list[str]:
@@ -166,6 +164,9 @@ async def test_offline_browser_gets_what_waits_after_its_hello_once(node: Node) 
     notes = [await again.recv(), await again.recv()]
     assert [again.decrypt(n) for n in notes] == [b"one", b"two"]
     await again.ack(notes[0])
+    async with asyncio.timeout(5):  # the ack is written (at least once: until then it may come)
+        while len(await pending(node, browser.uaid or "")) != 1:
+            await asyncio.sleep(0.02)
     await again.close()
     third = Browser(node, uaid=browser.uaid)
     third.private, third.auth = browser.private, browser.auth

@@ -20,7 +20,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from tidings.core.limits import is_decimal
 from tidings.errors import PushRefused
 
 MAX_BODY = 4096  # bytes of encrypted payload (RFC 8030 section 7.2 asks at least this much)
@@ -96,7 +95,7 @@ def read_push(headers: Mapping[str, str], body: bytes, ttl_max_s: int) -> Push:
     if ttl_text is None:
         raise PushRefused(400, ERRNO_MISSING_TTL, "the TTL header is required")
     ttl_text = ttl_text.strip()
-    if not is_decimal(ttl_text) or len(ttl_text) > 12:
+    if not (ttl_text.isascii() and ttl_text.isdigit()) or len(ttl_text) > 12:
         raise PushRefused(400, ERRNO_BAD_HEADER, "TTL must be a number of seconds")
     topic = headers.get("topic")
     if topic is not None and not _TOPIC.match(topic):
