@@ -23,6 +23,11 @@ from tidings.errors import ConfigError
         ("SQLITE_BATCH", "0"),
         ("RECEIPT_ALLOW_PRIVATE", "ture"),
         ("DATABASE_URL", "mysql://u:s3cret@127.0.0.1/db"),
+        ("BUS_URL", "amqp://u:s3cret@127.0.0.1/"),
+        ("BUS_PREFIX", " "),
+        ("PUBLIC_URL", "push.example.com"),
+        ("PUBLIC_URL", "https://push.example.com/?x=1"),
+        ("WEBPUSH_PENDING_MAX", "0"),
     ],
 )
 def test_bad_values_are_refused(name: str, value: str) -> None:

@@ -31,7 +31,9 @@ from tidings.api.management_routes import all_ops
 from tidings.api.mipush import ERROR_HANDLERS, MiPushApi
 from tidings.api.sender_app import SenderApp
 from tidings.api.webpush import WebPushApi
+from tidings.bus.base import Bus
 from tidings.bus.local import LocalBus
+from tidings.bus.redis import RedisBus
 from tidings.clock import Clock
 from tidings.compliance.moderation import ReviewDesk, ReviewService
 from tidings.compliance.regions import DEFAULT_REGION
@@ -96,7 +98,9 @@ class Node:
         self.settings = settings
         self.residency = open_residency(settings, clock)
         self.control: Store = self.residency.control
-        self.bus = LocalBus()
+        self.bus: Bus = (
+            RedisBus(settings.bus_url, settings.bus_prefix) if settings.bus_url else LocalBus()
+        )
         self.stacks = {
             code: RegionStack(code, store, self.bus, settings)
             for code, store in self.residency.regional.items()
@@ -204,6 +208,8 @@ class Node:
             self._lock_data_dir(s.data_dir)
         await self.residency.start()
         self.bus.subscribe(self.hub.on_bus)
+        self.bus.on_rescan(self.hub.rescan)
+        await self.bus.start()
         self.hub.start()
         self.gateway_port = await self.gateway.start(s.host, s.gateway_port)
         sock = _bind(s.host, s.port)

@@ -89,6 +89,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("receipt_timeout_s", 5.0, "Seconds a receipt callback may take to answer."),
     Setting("receipt_max_attempts", 8, "Failed deliveries of a receipt before it is dropped."),
     Setting(
+        "bus_url",
+        "",
+        "Redis URL (redis://host:port/db) of the bus between nodes; empty: the in-process bus"
+        " (one node).",
+    ),
+    Setting("bus_prefix", "tidings", "Prefix of the bus's Redis channel (nodes that share it)."),
+    Setting(
         "public_url",
         "",
         "Base URL the HTTP API is reached at from outside (Web Push endpoints are made from it);"
@@ -182,6 +189,11 @@ def _check(values: dict[str, Any]) -> None:
         not public.startswith(("http://", "https://")) or "?" in public or "#" in public
     ):
         raise ConfigError("setting public_url must be an http:// or https:// base URL")
+    bus = values["bus_url"]
+    if bus and not bus.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("setting bus_url must be a redis://, rediss:// or unix:// URL")
+    if not values["bus_prefix"].strip():
+        raise ConfigError("setting bus_prefix must not be empty")
     url = values["database_url"]
     if url and not url.startswith(("postgresql://", "postgres://")):
         # the URL is not echoed: it may hold a password

@@ -14,17 +14,23 @@ Handler = Callable[[BusEvent], None]
 
 class LocalBus:
     def __init__(self) -> None:
-        self._handlers: list[Handler] = []
+        self.handlers: list[Handler] = []
 
     def subscribe(self, handler: Handler) -> None:
-        self._handlers.append(handler)
+        self.handlers.append(handler)
+
+    def on_rescan(self, handler: Callable[[], None]) -> None:
+        """Nothing is ever lost in one process: never called."""
+
+    async def start(self) -> None:
+        pass
 
     async def publish(self, event: BusEvent) -> None:
-        for handler in self._handlers:
+        for handler in self.handlers:
             try:
                 handler(event)
             except Exception:  # a broken subscriber must not fail the send that was committed
                 log.exception("bus handler failed for %s", type(event).__name__)
 
     async def close(self) -> None:
-        self._handlers.clear()
+        self.handlers.clear()

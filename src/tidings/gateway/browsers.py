@@ -51,6 +51,16 @@ class Browsers:
             await self.webpush.unsubscribe(uaid, event.channel_id)
             session.channel_unregistered(event.channel_id)
 
+    async def rescan(self) -> None:
+        """Pushes may have been lost on the bus: send each browser here what waits for it
+        (what is in flight unacked goes again; browsers drop a version they have seen)."""
+        for uaid, link in list(self.links.items()):
+            waiting = await self.webpush.pending(uaid)
+            if waiting and not link.closed and self.links.get(uaid) is link:
+                for message in waiting:
+                    link.session.notify_channel(message)
+                link.flush()
+
     def on_pushed(self, event: WebPushed) -> None:
         link = self.links.get(event.uaid)
         if link is not None and not link.closed:

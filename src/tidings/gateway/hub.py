@@ -563,6 +563,17 @@ class Hub:
         elif isinstance(event, WebPushed) and self.browsers is not None:
             self.browsers.on_pushed(event)
 
+    def rescan(self) -> None:
+        """The bus may have lost events (a broker outage): look in the store for every device
+        connected here, as a bus event for each would have made it look."""
+        log.info("rescanning %d devices after a bus outage", len(self.slots))
+        for reg_id in list(self.slots):
+            self._spawn(self._pump(reg_id))
+        for app_id in list(self.by_app):
+            self.on_bus(LogAppended(app_id))
+        if self.browsers is not None:
+            self._spawn(self.browsers.rescan())
+
     def _send(self, slot: Slot, items: list[Delivery]) -> None:
         now = time.monotonic()
         session = slot.link.session
