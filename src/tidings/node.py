@@ -33,6 +33,7 @@ from tidings.api.sender_app import SenderApp
 from tidings.api.webpush import WebPushApi
 from tidings.bus.base import Bus
 from tidings.bus.local import LocalBus
+from tidings.bus.presence import RedisPresence
 from tidings.bus.redis import RedisBus
 from tidings.clock import Clock
 from tidings.compliance.moderation import ReviewDesk, ReviewService
@@ -98,15 +99,18 @@ class Node:
         self.settings = settings
         self.residency = open_residency(settings, clock)
         self.control: Store = self.residency.control
-        self.bus: Bus = (
-            RedisBus(settings.bus_url, settings.bus_prefix) if settings.bus_url else LocalBus()
-        )
+        self.bus: Bus = LocalBus()
+        self.presence: RedisPresence | None = None  # shared between nodes when the bus is
+        if settings.bus_url:
+            self.bus = bus = RedisBus(settings.bus_url, settings.bus_prefix)
+            self.presence = RedisPresence(bus.redis, settings.bus_prefix, bus.node, self._here)
         self.stacks = {
             code: RegionStack(code, store, self.bus, settings)
             for code, store in self.residency.regional.items()
         }
         self.webpush = WebPushService(self.stack.store, self.bus, settings)
         self.hub = Hub(self.residency, settings, self.webpush)
+        self.hub.presence = self.presence
         self.gateway = Gateway(self.hub, settings)
         self.desk = ReviewDesk([stack.review for stack in self.stacks.values()])
         self.management = ManagementApi(
@@ -197,10 +201,16 @@ class Node:
         rest.router.redirect_slashes = False  # a path with a slash too many is not found (10020)
         return SenderApp(api, rest)
 
-    def _online(self, reg_id: str) -> bool:
-        """Presence: the device is connected to this node's gateway now."""
+    def _here(self, reg_id: str) -> bool:
+        """The device is connected to this node's gateway now."""
         slot = self.hub.slots.get(reg_id)
         return slot is not None and not slot.link.closed
+
+    async def _online(self, reg_id: str) -> bool:
+        """Presence: connected to this node, or (scale-out) to another live node."""
+        if self.presence is not None:
+            return await self.presence.online(reg_id)
+        return self._here(reg_id)
 
     async def start(self) -> None:
         s = self.settings
@@ -210,6 +220,8 @@ class Node:
         self.bus.subscribe(self.hub.on_bus)
         self.bus.on_rescan(self.hub.rescan)
         await self.bus.start()
+        if self.presence is not None:
+            self.presence.start()
         self.hub.start()
         self.gateway_port = await self.gateway.start(s.host, s.gateway_port)
         sock = _bind(s.host, s.port)
@@ -253,6 +265,8 @@ class Node:
         await self.hub.close()
         for stack in self.stacks.values():
             await stack.receipts.close()
+        if self.presence is not None:
+            await self.presence.close()
         await self.bus.close()
         await self.residency.close()
         if self._data_lock is not None:

@@ -11,10 +11,11 @@ import httpx
 import psycopg
 import pytest
 from xmpush.APISender import APISender
+from xmpush.APITools import APITools
 
 from bench.wsclient import Fleet
 from tests.e2e.helpers import Phone, point_xmpush_at, running_node
-from tests.e2e.test_mipush_sdk import call, message
+from tests.e2e.test_mipush_sdk import PKG, call, message
 from tests.e2e.test_webpush import Browser
 from tests.redis_server import RedisServer
 from tidings.core.models import NewApp
@@ -61,6 +62,16 @@ async def test_two_nodes_deliver_each_others_sends_and_survive_a_redis_restart(
             point_xmpush_at(a)  # the sender talks to node a only
             sender = APISender(app.app_secret)
 
+            tools = APITools(app.app_secret)  # presence: node a answers for node b's device
+
+            async def online() -> bool:
+                answer = await call(tools.query_device_presence, PKG, phone.reg_id, retry_times=1)
+                return bool(answer.data.online)
+
+            async with asyncio.timeout(5):  # node b writes its devices to Redis every 50 ms
+                while not await online():
+                    await asyncio.sleep(0.02)
+
             r1 = await call(sender.send, message("one"), phone.reg_id, retry_times=1)
             r2 = await call(sender.broadcast, message("two"), "news", retry_times=1)
             await phone.wait_for(2)
@@ -87,6 +98,9 @@ async def test_two_nodes_deliver_each_others_sends_and_survive_a_redis_restart(
             # the inbox and the app log are read separately: no order between the two promised
             assert sorted(phone.ids()[2:]) == sorted([r3.data.id, r4.data.id])
             await phone.stop()
+            async with asyncio.timeout(5):  # node b's "detached" reaches Redis
+                while await online():
+                    await asyncio.sleep(0.02)
             await browser.close()
     finally:
         redis.kill()

@@ -8,6 +8,7 @@ aliases}`` hand out (and forget) the regIds and aliases that stopped working.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +57,8 @@ async def presence_one(call: Call) -> dict[str, Any]:
     if len(call.params.list("registration_id")) > 1:
         return await presence_many(call)
     device = await _device(call)
-    return envelope(0, {"registration_id": device.reg_id, "online": call.api.online(device.reg_id)})
+    online = await call.api.online(device.reg_id)
+    return envelope(0, {"registration_id": device.reg_id, "online": online})
 
 
 async def presence_many(call: Call) -> dict[str, Any]:
@@ -65,10 +67,10 @@ async def presence_many(call: Call) -> dict[str, Any]:
     known = await call.store.known_regids(call.app.app_id, reg_ids)
     if not known:
         raise ApiError(codes.INVALID_DEVICE, "no such device for this app")
+    found = [r for r in reg_ids if r in known]
+    online = await asyncio.gather(*(call.api.online(r) for r in found))
     data: dict[str, Any] = {
-        "list": [
-            {"registration_id": r, "online": call.api.online(r)} for r in reg_ids if r in known
-        ]
+        "list": [{"registration_id": r, "online": o} for r, o in zip(found, online, strict=True)]
     }
     bad = [r for r in reg_ids if r not in known]
     if bad:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -132,6 +132,10 @@ async def send_multi_topic(call: Call) -> dict[str, Any]:
 
 async def send_all(call: Call) -> dict[str, Any]:
     return await _broadcast(call, TargetKind.ALL)
+
+
+async def _nowhere(reg_id: str) -> bool:
+    return False
 
 
 def _multi(kind: TargetKind) -> Handler:
@@ -282,12 +286,12 @@ class MiPushApi:
         control: Store,
         stacks: Mapping[str, RegionStack],
         settings: Settings,
-        online: Callable[[str], bool] | None = None,
+        online: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.store = control
         self.stacks = stacks
         self.settings = settings
-        self.online = online or (lambda reg_id: False)  # is the device connected right now
+        self.online = online or _nowhere  # is the device connected right now
         # AppSecret digest -> (app, fetched at): saves a database read per request
         self._apps: dict[str, tuple[App, float]] = {}
         self._rates = TokenBuckets()  # per-app request rate (the active limits' qps)

@@ -37,13 +37,14 @@ class RedisBus:
     def __init__(self, url: str, prefix: str = "tidings") -> None:
         self.node = secrets.token_hex(8)
         self.channel = f"{prefix}:bus"
-        self._redis = aioredis.from_url(
+        self.redis = aioredis.from_url(
             url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=5
         )
         self._local = LocalBus()
         self._rescans: list[Callable[[], None]] = []
         self.missed = False  # an event of ours did not reach Redis: tell the others
         self._listener: asyncio.Task[None] | None = None
+        self._closing = False
         self.subscribed = asyncio.Event()
 
     def subscribe(self, handler: Callable[[BusEvent], None]) -> None:
@@ -61,19 +62,17 @@ class RedisBus:
         await self._send(codec.encode(self.node, event))
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        self._closing = True
+        await stop_task(self._listener)
         await self._local.close()
-        await self._redis.aclose()
+        await self.redis.aclose()
 
     async def _send(self, data: bytes) -> bool:
         try:
             if self.missed:  # first the notice for what we could not publish before
-                await self._redis.publish(self.channel, codec.encode(self.node, None))
+                await self.redis.publish(self.channel, codec.encode(self.node, None))
                 self.missed = False
-            await self._redis.publish(self.channel, data)
+            await self.redis.publish(self.channel, data)
             return True
         except (RedisError, OSError) as exc:
             if not self.missed:
@@ -83,8 +82,8 @@ class RedisBus:
 
     async def _listen(self) -> None:
         attempt, first = 0, True
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        while not self._closing:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self.subscribed.set()
@@ -98,6 +97,7 @@ class RedisBus:
                 async for message in pubsub.listen():
                     self._receive(message)
             except (RedisError, OSError) as exc:
+                raise_if_cancelled(exc)
                 self.subscribed.clear()
                 if attempt == 0:
                     log.warning("bus: lost Redis (%s); retrying", exc)
@@ -133,3 +133,21 @@ class RedisBus:
                 handler()
             except Exception:
                 log.exception("bus rescan handler failed")
+
+
+def raise_if_cancelled(exc: BaseException) -> None:
+    """The Redis client may turn a cancellation in its I/O into a connection error: a task
+    being cancelled stops then, instead of taking it for an outage and going on."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait for it, a few seconds at most (the Redis client can
+    swallow a cancellation; the task's loop then ends on its stop flag)."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), 5)

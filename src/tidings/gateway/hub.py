@@ -64,6 +64,13 @@ FAN_OUT_CHUNK = 20_000
 MOVES_FLUSH_S = 0.1
 
 
+class Presence(Protocol):
+    """Tells other nodes which devices are connected here (:mod:`tidings.bus.presence`)."""
+
+    def attached(self, reg_id: str) -> None: ...
+    def detached(self, reg_id: str) -> None: ...
+
+
 class Link(Protocol):
     """What the hub needs of a device connection."""
 
@@ -134,6 +141,7 @@ class Hub:
     ) -> None:
         self.residency = residency
         self.browsers = Browsers(webpush) if webpush is not None else None
+        self.presence: Presence | None = None  # shared presence (scale-out), set by the node
         self.accounts = residency.control.accounts
         self.clock = residency.control.clock
         self._stores: dict[str, Store] = {}  # app_id -> its region's store (apps registered here)
@@ -324,12 +332,16 @@ class Hub:
             old.link.session.apps.pop(reg_id, None)  # the newest connection wins
         slot = self.slots[reg_id] = Slot(reg_id, app_id, link, log_ok, ack_slot)
         self.by_app[app_id][reg_id] = None
+        if self.presence is not None:
+            self.presence.attached(reg_id)
         return slot
 
     def detach_one(self, reg_id: str, link: Link) -> None:
         slot = self.slots.get(reg_id)
         if slot is not None and slot.link is link:
             del self.slots[reg_id]
+            if self.presence is not None:
+                self.presence.detached(reg_id)
             self._log_wait.discard(reg_id)
             members = self.by_app.get(slot.app_id)
             if members is not None:
