@@ -170,3 +170,21 @@ async def test_stop_by_id_and_jobkey_remove_undelivered(
     assert await call(code_of, s, "/v1/message/switch/stop_by_id") == 10016
     assert await call(code_of, s, "/v1/message/switch/stop_by_jobkey", job_keys="_x") == 10017
     await again.stop()
+
+
+async def test_a_job_whose_targets_the_filters_leave_out_fires_and_does_not_hold_up_others(
+    node: Node, app: NewApp
+) -> None:
+    phone = await Phone(node, app).start()  # reports no model: extra.model leaves it out
+    sender, tools = APISender(app.app_secret), APITools(app.app_secret)
+    at = later(1200)
+    left_out = await call(
+        sender.send, scheduled(at, "pixel", model="Pixel"), phone.reg_id, retry_times=1
+    )
+    after = await call(sender.send, scheduled(at + 100, "after"), phone.reg_id, retry_times=1)
+    [got] = await phone.wait_for(1, timeout=5)
+    assert got.id == after.data.id
+    assert not await node.store.job_exists(app.app.app_id, left_out.data.id)
+    t = (await call(tools.query_message_status, left_out.data.id, retry_times=1)).data.data
+    assert (t.raw_counter, t.resolved, t.device_condition_unmatch) == (1, 0, 1)
+    await phone.stop()

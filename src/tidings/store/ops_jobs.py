@@ -101,7 +101,7 @@ def fire(
         ops.append_log(tx, message)
         return FiredJob(job)
     result = ops.send_unicast(tx, message, job.targets, cap, quotas=quotas)
-    if not result.reg_ids:  # nothing stored; the job id still gets a trace saying why
+    if not (result.reg_ids or result.unmatched):  # nothing stored: the job id still gets a trace
         bad = result.bad_targets
         ops_stats.record_message(
             tx, message, raw=len(set(job.targets)), invalid=len(set(bad)), bad=bad
