@@ -201,3 +201,19 @@ async def test_callback_parameters_are_checked(tmp_path: Path) -> None:
             got = await call(code_of, app.app_secret, "/v3/message/regid", **base, **extra)
             assert got == expected, (extra, got)
         await phone.stop()
+
+
+async def test_a_callback_host_that_cannot_be_encoded_fails_alone(tmp_path: Path) -> None:
+    async with receiving_node(tmp_path) as (rx, node):
+        app: NewApp = await node.create_app("Demo", PKG)
+        phone = await Phone(node, app).start()
+        for url in ("http://x..y/cb", f"http://{'a' * 64}.example/cb", rx.url):
+            params = {**BASE, "registration_id": f"{phone.reg_id},ghost", "extra.callback": url}
+            params["extra.callback.type"] = "16"
+            assert await call(code_of, app.app_secret, "/v3/message/regid", **params) == 0
+        await rx.wait(lambda: len(rx.events()) == 1)  # the others do not stop the receipts
+        assert rx.events()[0]["targets"] == "ghost"
+        async with asyncio.timeout(5):
+            while node.receipts.failed < 2:  # both unencodable hosts count as failed attempts
+                await asyncio.sleep(0.05)
+        await phone.stop()

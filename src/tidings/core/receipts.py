@@ -89,7 +89,7 @@ async def resolve(host: str, port: int, allow_private: bool) -> str:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a label empty or over 63 characters
         raise UnsafeTarget(f"cannot resolve {host}: {exc}") from exc
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
