@@ -101,6 +101,14 @@ async def resolve(host: str, port: int, allow_private: bool) -> str:
     return addresses[0]
 
 
+def host_header(parts: urllib.parse.SplitResult) -> str:
+    """The ``Host`` header of a callback URL: its name as DNS has it (IDNA, so ASCII), and the
+    port when the URL gives one."""
+    host = parts.hostname or ""
+    name = f"[{host}]" if ":" in host else host.encode("idna").decode("ascii")
+    return name if parts.port is None else f"{name}:{parts.port}"
+
+
 class ReceiptSender:
     def __init__(
         self,
@@ -172,7 +180,7 @@ class ReceiptSender:
         timestamp = int(self.store.clock.now_ms() // 1000)
         secret = await self.store.receipt_key(app_id)
         headers = {
-            "Host": parts.netloc.rsplit("@", 1)[-1],
+            "Host": host_header(parts),
             "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
             "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),
