@@ -107,7 +107,7 @@ def fire(
     if message.kind.is_broadcast:
         ops.append_log(tx, message)
         return FiredJob(job)
-    result = ops.send_unicast(tx, message, job.targets, cap, quotas=quotas)
+    result = ops.send_unicast(tx, message, job.targets, cap, quotas=quotas, scheduled=True)
     if not (result.reg_ids or result.unmatched):  # nothing stored: the job id still gets a trace
         bad = result.bad_targets
         ops_stats.record_message(
