@@ -85,6 +85,31 @@ async def test_ttl_expiry_with_an_injected_clock(tmp_path: Path) -> None:
         await phone.stop()
 
 
+class TickingClock(ManualClock):
+    """A clock that moves 1 ms every time it is read: a message with a 1 ms time to live is
+    expired by the time anything after its acceptance looks at the clock."""
+
+    def now_ms(self) -> int:
+        self.advance(1)
+        return super().now_ms()
+
+
+async def test_a_message_that_expires_before_it_is_sent_is_never_delivered(
+    tmp_path: Path,
+) -> None:
+    async with running_node(tmp_path / "d", clock=TickingClock()) as node:
+        app = await node.create_app("Demo", "com.example.demo")
+        phone = await Phone(node, app).start()  # connected: fresh rows go straight to it
+        gone = await send(node, app, "regid", phone.reg_id, time_to_live=1, title="gone")
+        kept = await send(node, app, "regid", phone.reg_id, title="kept")
+        await phone.wait_for(1)
+        await asyncio.sleep(0.2)
+        assert phone.ids() == [kept]
+        stats = await node.store.message_stats(app.app.app_id, gone)
+        assert stats is not None and (stats.resolved, stats.delivered) == (1, 0)
+        await phone.stop()
+
+
 async def test_ttl_zero_is_online_now_or_never(node: Node, app: NewApp) -> None:
     online = await Phone(node, app, topics=["t"]).start()
     offline = await Phone(node, app, topics=["t"]).start()

@@ -289,3 +289,27 @@ async def test_broadcasts_are_held_to_per_device_quotas(tmp_path: Path) -> None:
         assert await node.store.message_counters(r.data.id) == {"over_quota": 1}
         for p in (a, b):
             await p.stop()
+
+
+async def test_a_scheduled_send_whose_devices_are_all_at_their_quota_reports_them(
+    tmp_path: Path,
+) -> None:
+    async with receiving_node(tmp_path, ack_timeout_s=0.5) as (rx, node):
+        app: NewApp = await node.create_app("Demo", PKG)
+        await node.store.set_limits(Limits.of("mipush"))  # default category: 1 per device a day
+        phone = await Phone(node, app).start()
+        sender = APISender(app.app_secret)
+        await call(sender.send, message("first"), phone.reg_id, retry_times=1)
+        await phone.wait_for(1)
+        await delivered(node, phone.reg_id, "default", 1)
+        extra = {"callback": rx.url, "callback.type": "144"}
+        later = {**message("later", **extra), "time_to_send": node.store.clock.now_ms() + 1200}
+        r = await call(sender.send, later, f"{phone.reg_id},ghost", retry_times=1)
+        # accepted long before it fires: the device left out is reported, as the unknown one is
+        await rx.wait(lambda: {e["type"] for e in rx.events()} == {16, 128})
+        by_type = {e["type"]: e for e in rx.events()}
+        assert by_type[128]["msg_id"] == r.data.id and by_type[128]["targets"] == phone.reg_id
+        assert by_type[128]["extra"] == {"ack": "1", "quota": "1"}
+        assert by_type[16]["targets"] == "ghost"
+        assert len(phone.messages) == 1
+        await phone.stop()

@@ -201,3 +201,34 @@ async def test_callback_parameters_are_checked(tmp_path: Path) -> None:
             got = await call(code_of, app.app_secret, "/v3/message/regid", **base, **extra)
             assert got == expected, (extra, got)
         await phone.stop()
+
+
+async def test_a_callback_host_that_cannot_be_encoded_fails_alone(tmp_path: Path) -> None:
+    async with receiving_node(tmp_path) as (rx, node):
+        app: NewApp = await node.create_app("Demo", PKG)
+        phone = await Phone(node, app).start()
+        for url in ("http://x..y/cb", f"http://{'a' * 64}.example/cb", rx.url):
+            params = {**BASE, "registration_id": f"{phone.reg_id},ghost", "extra.callback": url}
+            params["extra.callback.type"] = "16"
+            assert await call(code_of, app.app_secret, "/v3/message/regid", **params) == 0
+        await rx.wait(lambda: len(rx.events()) == 1)  # the others do not stop the receipts
+        assert rx.events()[0]["targets"] == "ghost"
+        async with asyncio.timeout(5):
+            while node.receipts.failed < 2:  # both unencodable hosts count as failed attempts
+                await asyncio.sleep(0.05)
+        await phone.stop()
+
+
+async def test_a_callback_host_written_in_unicode_gets_its_receipts(tmp_path: Path) -> None:
+    async with receiving_node(tmp_path) as (rx, node):
+        app: NewApp = await node.create_app("Demo", PKG)
+        phone = await Phone(node, app).start()
+        wide = "１２７.０.０.１"  # IDNA maps these digits to 127.0.0.1
+        for url in (f"http://{wide}:{rx.port}/idn", rx.url):
+            params = {**BASE, "registration_id": f"{phone.reg_id},ghost", "extra.callback": url}
+            params["extra.callback.type"] = "16"
+            assert await call(code_of, app.app_secret, "/v3/message/regid", **params) == 0
+        await rx.wait(lambda: len(rx.requests) == 2)
+        hosts = {path.split("?")[0]: headers["host"] for path, headers, _ in rx.requests}
+        assert hosts == {"/idn": f"127.0.0.1:{rx.port}", "/receipts": f"127.0.0.1:{rx.port}"}
+        await phone.stop()

@@ -161,3 +161,26 @@ async def test_admin_endpoints_need_the_token(node: Node, tmp_path: Path) -> Non
         assert (await http.get("/admin/review/queue")).status_code == 401
     async with running_node(tmp_path / "other") as plain, admin(plain) as http:  # no token
         assert (await http.get("/admin/review/queue")).status_code == 404
+
+
+async def test_a_scheduled_send_approved_early_waits_for_its_time(node: Node) -> None:
+    app = await node.create_app("Demo", "com.example.demo")
+    await moderation.add_rule(node.control, "term", "promo", app.app.app_id, "hold")
+    phone = await Phone(node, app, topics=["news"]).start()
+    at = node.store.clock.now_ms() + 1500
+    forms = [
+        {"registration_id": phone.reg_id, "title": "PROMO one", "time_to_send": at},
+        {"topic": "news", "title": "PROMO all", "time_to_send": at},
+    ]
+    answers = await post_many(node, app, "/v3/message/regid", forms[:1])
+    answers += await post_many(node, app, "/v2/message/topic", forms[1:])
+    ids = [a["data"]["id"] for a in answers]
+    async with admin(node) as http:
+        for msg_id in ids:  # approved long before its time_to_send
+            assert (await http.post(f"/admin/review/{msg_id}/approve")).status_code == 200
+    assert all([await node.store.job_exists(app.app.app_id, i) for i in ids])
+    await asyncio.sleep(0.5)
+    assert phone.messages == []
+    await phone.wait_for(2, timeout=5)
+    assert sorted(phone.ids()) == sorted(ids) and node.store.clock.now_ms() >= at
+    await phone.stop()

@@ -170,3 +170,52 @@ async def test_stop_by_id_and_jobkey_remove_undelivered(
     assert await call(code_of, s, "/v1/message/switch/stop_by_id") == 10016
     assert await call(code_of, s, "/v1/message/switch/stop_by_jobkey", job_keys="_x") == 10017
     await again.stop()
+
+
+async def test_a_job_whose_targets_the_filters_leave_out_fires_and_does_not_hold_up_others(
+    node: Node, app: NewApp
+) -> None:
+    phone = await Phone(node, app).start()  # reports no model: extra.model leaves it out
+    sender, tools = APISender(app.app_secret), APITools(app.app_secret)
+    at = later(1200)
+    left_out = await call(
+        sender.send, scheduled(at, "pixel", model="Pixel"), phone.reg_id, retry_times=1
+    )
+    after = await call(sender.send, scheduled(at + 100, "after"), phone.reg_id, retry_times=1)
+    [got] = await phone.wait_for(1, timeout=5)
+    assert got.id == after.data.id
+    assert not await node.store.job_exists(app.app.app_id, left_out.data.id)
+    t = (await call(tools.query_message_status, left_out.data.id, retry_times=1)).data.data
+    assert (t.raw_counter, t.resolved, t.device_condition_unmatch) == (1, 0, 1)
+    await phone.stop()
+
+
+async def test_a_job_that_expired_while_the_server_was_down_never_arrives(tmp_path: Path) -> None:
+    state = tmp_path / "phone.json"
+    async with running_node(tmp_path / "data") as node:
+        point_xmpush_at(node)
+        app = await node.create_app("Demo", "com.example.demo")
+        phone = await Phone(node, app, state=state).start()
+        await phone.stop()
+        at = later(1500)
+        sender = APISender(app.app_secret)
+        stale = await call(
+            sender.send,
+            {**scheduled(at, "stale"), "time_to_live": 500},
+            phone.reg_id,
+            retry_times=1,
+        )
+        fresh = await call(sender.send, scheduled(at, "fresh"), phone.reg_id, retry_times=1)
+    await asyncio.sleep((at + 500 - later(0)) / 1000 + 0.2)  # down until the first one expired
+    async with running_node(tmp_path / "data") as node:
+        point_xmpush_at(node)
+        again = await Phone(node, app, state=state).start()
+        await again.wait_for(1, timeout=5)
+        await asyncio.sleep(0.5)
+        assert again.ids() == [fresh.data.id]
+        assert not await node.store.job_exists(app.app.app_id, stale.data.id)
+        tools = APITools(app.app_secret)
+        t = (await call(tools.query_message_status, stale.data.id, retry_times=1)).data.data
+        assert (t.raw_counter, t.resolved, t.delivered) == (1, 0, 0)
+        assert t.create_timestamp == at
+        await again.stop()

@@ -243,7 +243,7 @@ DAILY_COUNTERS = (
 
 @dataclasses.dataclass(frozen=True)
 class ScheduledJob:
-    """A send with ``time_to_send``: the message (dated at its fire time) and its targets.
+    """A send with ``time_to_send``: the message (dated at its ``time_to_send``) and its targets.
 
     ``durable`` False is a TTL-0 / only_send_once message: when it fires it goes to whoever is
     connected then, and nothing is stored.
@@ -264,6 +264,7 @@ class FiredJob:
 
     job: ScheduledJob
     result: UnicastResult | None = None  # unicast sends only
+    expired: bool = False  # its time to live ran out before it fired: nothing was sent
 
 
 @dataclasses.dataclass(frozen=True)

@@ -89,7 +89,7 @@ async def resolve(host: str, port: int, allow_private: bool) -> str:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a label empty or over 63 characters
         raise UnsafeTarget(f"cannot resolve {host}: {exc}") from exc
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
@@ -99,6 +99,14 @@ async def resolve(host: str, port: int, allow_private: bool) -> str:
         if bad:
             raise UnsafeTarget(f"{host} resolves to a non-public address {bad[0]}")
     return addresses[0]
+
+
+def host_header(parts: urllib.parse.SplitResult) -> str:
+    """The ``Host`` header of a callback URL: its name as DNS has it (IDNA, so ASCII), and the
+    port when the URL gives one."""
+    host = parts.hostname or ""
+    name = f"[{host}]" if ":" in host else host.encode("idna").decode("ascii")
+    return name if parts.port is None else f"{name}:{parts.port}"
 
 
 class ReceiptSender:
@@ -172,7 +180,7 @@ class ReceiptSender:
         timestamp = int(self.store.clock.now_ms() // 1000)
         secret = await self.store.receipt_key(app_id)
         headers = {
-            "Host": parts.netloc.rsplit("@", 1)[-1],
+            "Host": host_header(parts),
             "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
             "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),

@@ -67,7 +67,9 @@ class Scheduler:
             return False
         self.fired += 1
         job, message = fired.job, fired.job.message
-        if not job.durable:  # TTL 0 / only_send_once: whoever is connected now
+        if fired.expired:
+            log.info("scheduled job %s expired before it could fire: dropped", job.message.msg_id)
+        elif not job.durable:  # TTL 0 / only_send_once: whoever is connected now
             if message.kind.is_broadcast:
                 await self.sender.broadcast(message, durable=False)
             else:

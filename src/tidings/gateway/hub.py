@@ -587,9 +587,11 @@ class Hub:
             self._spawn(self.browsers.rescan())
 
     def _send(self, slot: Slot, items: list[Delivery]) -> None:
-        now = time.monotonic()
+        now, now_ms = time.monotonic(), self.clock.now_ms()
         session = slot.link.session
         for d in items:
+            if d.expires_at <= now_ms and not d.is_resync:
+                continue  # expired since it was stored or read: the sweep reports it
             session.deliver(d)
             slot.inflight[d.seq] = (now, d)
         if items:

@@ -484,6 +484,7 @@ def send_unicast(
     cap: int,
     store: bool = True,
     quotas: Mapping[str, int] | None = None,
+    scheduled: bool = False,
 ) -> UnicastResult:
     """Resolve targets and, when any is known, commit the message and one inbox row per device.
 
@@ -491,6 +492,8 @@ def send_unicast(
     written: targets are resolved and filtered, and devices left out for consent are counted.
     ``quotas`` (category -> messages per device and UTC day, from the active limits) leaves out
     the devices that already acked that many messages of the message's category today.
+    ``scheduled`` (a scheduled job firing: its sender heard success long ago) reports the devices
+    left out even when none is sent to.
     """
     accepted = privacy_ops.accepted_versions(tx, message.app_id)  # None: no consent gate
     if (
@@ -521,7 +524,7 @@ def send_unicast(
         over, quota = over_quota(tx, message, reg_ids, quotas)
         if over:
             reg_ids = [r for r in reg_ids if r not in over]
-    if store and (reg_ids or unmatched or filtered):  # accepted: report who was left out
+    if store and (scheduled or reg_ids or unmatched or filtered):  # report who was left out
         _left_out_receipts(tx, message, filtered, over, quota)
     if not (reg_ids or unmatched) or not store:
         return UnicastResult(

@@ -75,33 +75,40 @@ def due(tx: Tx, now: int, limit: int) -> list[str]:
 def fire(
     tx: Tx, job_id: str, now: int, cap: int, quotas: Mapping[str, int] | None = None
 ) -> FiredJob | None:
-    """Claim a due job (delete its row) and commit its send; None if it is gone or not due."""
+    """Claim a due job (delete its row) and commit its send; None if it is gone or not due.
+
+    The message is dated at its ``time_to_send``: a job whose time to live ran out before it
+    could fire (the server was down) is dropped, with a trace that shows nothing resolved.
+    """
     row = tx.one(
         "DELETE FROM scheduled_jobs WHERE job_id = ? AND fire_at <= ? RETURNING app_id, kind,"
-        " body, topics, topic_op, targets, ttl_ms, durable",
+        " body, topics, topic_op, targets, ttl_ms, durable, fire_at",
         (job_id, now),
     )
     if row is None:
         return None
-    app_id, kind, body, topics, op, targets, ttl, durable = row
+    app_id, kind, body, topics, op, targets, ttl, durable, fire_at = row
     message = Message(
         msg_id=job_id,
         app_id=str(app_id),
         kind=TargetKind(kind),
         notification=Notification.from_json(body),
-        created_at=now,
-        expires_at=now + int(ttl),
+        created_at=int(fire_at),
+        expires_at=int(fire_at) + int(ttl),
         topics=tuple(json.loads(topics)) if topics else (),
         topic_op=TopicOp(op),
     )
     job = ScheduledJob(message, tuple(json.loads(targets) if targets else ()), bool(durable))
+    if ttl and message.expires_at <= now:  # TTL 0 means "whoever is connected when it fires"
+        ops_stats.record_message(tx, message, raw=len(set(job.targets)))
+        return FiredJob(job, expired=True)
     if not job.durable:
         return FiredJob(job)
     if message.kind.is_broadcast:
         ops.append_log(tx, message)
         return FiredJob(job)
-    result = ops.send_unicast(tx, message, job.targets, cap, quotas=quotas)
-    if not result.reg_ids:  # nothing stored; the job id still gets a trace saying why
+    result = ops.send_unicast(tx, message, job.targets, cap, quotas=quotas, scheduled=True)
+    if not (result.reg_ids or result.unmatched):  # nothing stored: the job id still gets a trace
         bad = result.bad_targets
         ops_stats.record_message(
             tx, message, raw=len(set(job.targets)), invalid=len(set(bad)), bad=bad

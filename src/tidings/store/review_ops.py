@@ -13,7 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from tidings.compliance.models import HeldMessage, ReviewRule, Verdict
-from tidings.core.models import Message, Notification, TargetKind, TopicOp, UnicastResult
+from tidings.core.models import (
+    Message,
+    Notification,
+    ScheduledJob,
+    TargetKind,
+    TopicOp,
+    UnicastResult,
+)
 from tidings.store.batches import marks
 
 if TYPE_CHECKING:
@@ -174,9 +181,10 @@ def decide(
     """Approve or reject a held message. Returns None when it is not (or no longer) held.
 
     An approved message past its expiry (TTL counts from acceptance) becomes ``expired`` and is
-    not delivered. An approved unicast returns its store result; a broadcast returns None there.
+    not delivered; one whose ``time_to_send`` is still ahead becomes a scheduled job. An approved
+    unicast sent now returns its store result; a broadcast or a job returns None there.
     """
-    from tidings.store import ops
+    from tidings.store import ops, ops_jobs
 
     item = held_message(tx, msg_id)
     if item is None or item.status != HELD:
@@ -203,7 +211,9 @@ def decide(
             item.topics,
             TopicOp(item.topic_op),
         )
-        if message.kind.is_broadcast:
+        if message.created_at > now:  # a scheduled send approved before its time
+            ops_jobs.schedule(tx, [ScheduledJob(message, item.targets)], now)
+        elif message.kind.is_broadcast:
             ops.append_log(tx, message)
         else:
             result = ops.send_unicast(tx, message, item.targets, cap, quotas=quotas)
