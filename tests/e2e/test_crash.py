@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,16 +20,11 @@ import pytest
 import websockets
 
 from tests.e2e.helpers import Phone
+from tests.ports import free_port
 from tidings.core.models import App, NewApp
 from tidings.residency import sqlite_path
 
 TIDINGS = [sys.executable, "-m", "tidings.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
