@@ -146,6 +146,7 @@ class DeviceClient:
         self._jobkeys: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._ws: ClientConnection | None = None
         self._closing = False
+        self._wake = asyncio.Event()  # set by close(): ends a backoff sleep at once
         self._registered: dict[str, asyncio.Future[str]] = {}
         self._pending: dict[str, asyncio.Future[CommandResult]] = {}
         self._consents: dict[str, asyncio.Future[ConsentResult]] = {}
@@ -197,6 +198,7 @@ class DeviceClient:
         """Stay connected until :meth:`close`; reconnect with exponential backoff and jitter."""
         attempt = 0
         self._closing = False
+        self._wake.clear()
         while not self._closing:
             started = time.monotonic()
             try:
@@ -216,10 +218,12 @@ class DeviceClient:
                 break
             attempt = 0 if time.monotonic() - started > 10 else attempt + 1
             delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
 
     async def close(self) -> None:
         self._closing = True
+        self._wake.set()
         if self._ws is not None:
             await self._ws.close()
         if self._dirty:
@@ -237,6 +241,8 @@ class DeviceClient:
             max_size=2**20,
         ) as ws:
             self._ws = ws
+            if self._closing:  # close() came while connecting: it saw no socket to close
+                return
             hello: dict[str, Any] = {"messageType": "hello", "use_webpush": True}
             if self.uaid:
                 hello["uaid"] = self.uaid
