@@ -33,6 +33,7 @@ from tidings import __version__
 log = logging.getLogger("tidings.client")
 
 SEEN_LIMIT = 10_000
+MAX_BACKOFF_DOUBLINGS = 32  # backoff_base × 2**32 is past any sensible backoff_max
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +217,10 @@ class DeviceClient:
                 self._pending.clear()
             if self._closing:
                 break
-            attempt = 0 if time.monotonic() - started > 10 else attempt + 1
+            # capped: 2**attempt grows past what a float holds after ~1000 failed tries
+            attempt = (
+                0 if time.monotonic() - started > 10 else min(attempt + 1, MAX_BACKOFF_DOUBLINGS)
+            )
             delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
