@@ -4,9 +4,13 @@ bad frames, bad state files."""
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
 
 from tests.e2e.test_crash import free_port
-from tidings.client.device import AppConfig, DeviceClient
+from tidings.client.device import AppConfig, DeviceClient, PushMessage
 from tidings.core.models import NewApp
 from tidings.node import Node
 
@@ -42,3 +46,78 @@ async def test_run_keeps_retrying_however_long_the_gateway_is_down() -> None:
     assert not runner.done(), runner.exception()
     await client.close()
     await asyncio.wait_for(runner, 2)
+
+
+HELLO = {"messageType": "hello", "uaid": "u1", "status": 200}
+BAD_HELLOS = ["not json", "[]", json.dumps({"messageType": "hello", "status": 200})]
+BAD_FRAMES = [
+    "not json",
+    "[1, 2]",
+    "[" * 100_000 + "]" * 100_000,  # nested too deep for the JSON parser
+    {"messageType": "notification"},
+    {"messageType": "notification", "reg_id": "R", "seq": "7", "id": "m", "message": {}},
+    {"messageType": "notification", "reg_id": "R", "seq": 7, "id": ["m"], "message": {}},
+    {"messageType": "notification", "reg_id": "R", "seq": 7, "id": "m", "message": "text"},
+    {"messageType": "notification", "reg_id": "R", "seq": 7, "id": "m", "message": {"title": 5}},
+    {"messageType": "notification", "reg_id": "R", "seq": 7, "id": "m",
+     "message": {"extra": {"jobkey": ["j"]}}},
+    {"messageType": "resync", "reg_id": "R"},
+    {"messageType": "revoke", "reg_id": "R", "notify_id": "abc"},
+    {"messageType": "app_register", "status": 200, "app_id": "other", "reg_id": "Q"},
+    {"messageType": "app_command", "reg_id": "R", "req": "1"},
+    {"messageType": "consent", "reg_id": "R", "req": "1", "agreed": "yes", "code": 0},
+    {"messageType": "error", "req": ["1"], "code": 4000},
+]  # fmt: skip
+
+
+async def test_bad_frames_from_the_gateway_mean_a_new_connection_not_a_crash() -> None:
+    """A gateway (or something posing as one) that sends garbage: each bad frame costs a
+    connection, run() goes on, and a good message afterwards is shown and acked."""
+    connections: list[int] = []
+    acked: list[dict[str, Any]] = []
+
+    async def fake_gateway(ws: ServerConnection) -> None:
+        n = len(connections)
+        connections.append(n)
+        await ws.recv()  # hello
+        if n < len(BAD_HELLOS):
+            await ws.send(BAD_HELLOS[n])
+            await ws.wait_closed()
+            return
+        await ws.send(json.dumps(HELLO))
+        register = json.loads(await ws.recv())
+        answer = {**register, "status": 200, "code": 0, "reg_id": "R"}
+        await ws.send(json.dumps(answer))
+        bad = n - len(BAD_HELLOS)
+        if bad < len(BAD_FRAMES):
+            frame = BAD_FRAMES[bad]
+            await ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+        else:
+            good = {"messageType": "notification", "reg_id": "R", "seq": 1, "id": "good",
+                    "message": {"title": "fine"}}  # fmt: skip
+            await ws.send(json.dumps(good))
+        async for raw in ws:
+            frame = json.loads(raw)
+            if frame.get("messageType") == "ack":
+                acked.extend(frame["updates"])
+
+    shown: list[PushMessage] = []
+    async with serve(fake_gateway, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = DeviceClient(
+            f"ws://127.0.0.1:{port}",
+            on_notification=shown.append,
+            backoff_base=0.001,
+            backoff_max=0.01,
+        )
+        client.add_app(AppConfig("A", "k", "com.example.demo"))
+        runner = asyncio.ensure_future(client.run())
+        async with asyncio.timeout(20):
+            while not acked and not runner.done():
+                await asyncio.sleep(0.02)
+        assert not runner.done(), runner.exception()
+        assert [m.id for m in shown] == ["good"]
+        assert acked == [{"reg_id": "R", "seq": 1, "id": "good"}]
+        assert len(connections) == len(BAD_HELLOS) + len(BAD_FRAMES) + 1
+        await client.close()
+        await asyncio.wait_for(runner, 2)

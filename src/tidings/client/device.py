@@ -29,6 +29,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from tidings import __version__
+from tidings.errors import TidingsError
 
 log = logging.getLogger("tidings.client")
 
@@ -93,6 +94,11 @@ class RegistrationError(Exception):
     def __init__(self, app_id: str, code: int, reason: str) -> None:
         super().__init__(f"registration of {app_id} refused: {code} {reason}")
         self.app_id, self.code, self.reason = app_id, code, reason
+
+
+class GatewayProtocolError(TidingsError):
+    """The gateway sent a frame the SDK cannot read: run() drops the connection and makes it
+    again (with backoff) instead of stopping."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +212,8 @@ class DeviceClient:
                 await self._session()
             except RegistrationError:
                 raise
+            except GatewayProtocolError as exc:
+                log.warning("dropping the connection to %s: %s", self.url, exc)
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 log.info("connection to %s lost: %s", self.url, exc)
             finally:
@@ -251,18 +259,19 @@ class DeviceClient:
             if self.uaid:
                 hello["uaid"] = self.uaid
             await ws.send(json.dumps(hello))
-            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            reply = _decode(await asyncio.wait_for(ws.recv(), 10))
             if reply.get("messageType") != "hello" or reply.get("status") != 200:
                 raise websockets.InvalidMessage(f"bad hello reply: {reply}")
-            if reply["uaid"] != self.uaid:
-                self.uaid = reply["uaid"]
+            uaid = _text(reply, "uaid")
+            if uaid != self.uaid:
+                self.uaid = uaid
                 self.reg_ids.clear()
                 self.save_state()
             for app in self.apps.values():
                 await ws.send(json.dumps(self._register_frame(app)))
             self.connected.set()
             async for raw in ws:
-                await self._on_frame(json.loads(raw))
+                await self._on_frame(_decode(raw))
 
     def _next_req(self) -> str:
         self._req += 1
@@ -292,43 +301,43 @@ class DeviceClient:
         if kind == "notification":
             await self._on_message(frame)
         elif kind == "resync":
+            reg_id, seq = _text(frame, "reg_id"), _integer(frame, "seq")
             try:  # the app hears of the drop first; the marker is acked only then
-                await _call(self.on_resync, self._app_of(frame["reg_id"]))
+                await _call(self.on_resync, self._app_of(reg_id))
             except Exception:  # the app failed: no ack, so the marker comes again later
-                log.exception("resync callback failed for %s", frame["reg_id"])
+                log.exception("resync callback failed for %s", reg_id)
                 return
-            await self._ack(frame["reg_id"], frame["seq"], "")
+            await self._ack(reg_id, seq, "")
         elif kind == "app_register":
             await self._on_registered(frame)
         elif kind == "app_command":
             result = CommandResult(
-                self._app_of(frame["reg_id"]),
-                frame["command"],
-                frame.get("args", []),
-                frame["code"],
-                frame.get("reason", ""),
+                self._app_of(_text(frame, "reg_id")),
+                _text(frame, "command"),
+                _texts(frame, "args"),
+                _integer(frame, "code"),
+                _text(frame, "reason", ""),
             )
-            fut = self._pending.pop(frame.get("req", ""), None)
+            fut = self._pending.pop(_text(frame, "req", ""), None)
             if fut is not None and not fut.done():
                 fut.set_result(result)
             await _call(self.on_command_result, result)
         elif kind == "consent":
-            done = self._consents.pop(frame.get("req", ""), None)
+            answer = ConsentResult(
+                self._app_of(_text(frame, "reg_id")),
+                _field(frame, "agreed", bool),
+                _field(frame, "version", (str, type(None)), None),
+                _integer(frame, "code"),
+                _text(frame, "reason", ""),
+            )
+            done = self._consents.pop(_text(frame, "req", ""), None)
             if done is not None and not done.done():
-                done.set_result(
-                    ConsentResult(
-                        self._app_of(frame["reg_id"]),
-                        frame["agreed"],
-                        frame.get("version"),
-                        frame["code"],
-                        frame.get("reason", ""),
-                    )
-                )
+                done.set_result(answer)
         elif kind == "revoke":
-            revoke = Revoke(self._app_of(frame["reg_id"]), int(frame["notify_id"]))
+            revoke = Revoke(self._app_of(_text(frame, "reg_id")), _integer(frame, "notify_id"))
             await _call(self.on_revoke, revoke)
         elif kind == "error":
-            refused = self._consents.pop(frame.get("req", ""), None)
+            refused = self._consents.pop(_text(frame, "req", ""), None)
             if refused is not None and not refused.done():
                 refused.set_exception(ConnectionError(f"consent refused: {frame.get('reason')}"))
             log.warning("gateway error frame: %s", frame)
@@ -338,7 +347,9 @@ class DeviceClient:
         return next((a for a, r in self.reg_ids.items() if r == reg_id), "")
 
     async def _on_registered(self, frame: dict[str, Any]) -> None:
-        app_id = frame["app_id"]
+        app_id = _text(frame, "app_id")
+        if app_id not in self.apps:
+            raise GatewayProtocolError(f"a registration answer for app {app_id!r}, not added")
         fut = self._registered.setdefault(app_id, asyncio.get_running_loop().create_future())
         if frame.get("status") != 200:
             err = RegistrationError(app_id, frame.get("code", -1), frame.get("reason", ""))
@@ -347,7 +358,7 @@ class DeviceClient:
                 fut.exception()  # retrieved here, so an unawaited future does not warn
             await _call(self.on_error, frame)
             raise err  # a refused registration is permanent: stop instead of retrying
-        reg_id = frame["reg_id"]
+        reg_id = _text(frame, "reg_id")
         if self.reg_ids.get(app_id) != reg_id:
             self.reg_ids[app_id] = reg_id
             self.save_state()
@@ -447,21 +458,21 @@ class DeviceClient:
             )
 
     async def _on_message(self, frame: dict[str, Any]) -> None:
-        body = frame.get("message") or {}
-        reg_id, msg_id = frame["reg_id"], frame["id"]
-        seq, log_offset = frame.get("seq", 0), frame.get("log", 0)
+        body = _field(frame, "message", dict, {})
+        reg_id, msg_id = _text(frame, "reg_id"), _text(frame, "id")
+        seq, log_offset = _integer(frame, "seq", 0), _integer(frame, "log", 0)
         msg = PushMessage(
             app_id=self._app_of(reg_id),
             reg_id=reg_id,
             id=msg_id,
             seq=seq,
-            pass_through=body.get("pass_through", 0),
-            title=body.get("title", ""),
-            description=body.get("description", ""),
-            payload=body.get("payload", ""),
-            notify_type=body.get("notify_type", -1),
-            notify_id=body.get("notify_id"),
-            extra=body.get("extra") or {},
+            pass_through=_integer(body, "pass_through", 0),
+            title=_text(body, "title", ""),
+            description=_text(body, "description", ""),
+            payload=_text(body, "payload", ""),
+            notify_type=_integer(body, "notify_type", -1),
+            notify_id=_field(body, "notify_id", (int, type(None)), None),
+            extra=_extra(body),
             log=log_offset,
         )
         jobkey = msg.extra.get("jobkey")
@@ -496,3 +507,55 @@ def _remember(seen: collections.OrderedDict[str, None], key: str) -> None:
     seen.move_to_end(key)
     while len(seen) > SEEN_LIMIT:
         seen.popitem(last=False)
+
+
+# reading gateway frames: anything unexpected is a GatewayProtocolError, never a crash of run()
+
+_REQUIRED: Any = object()
+
+
+def _decode(raw: str | bytes) -> dict[str, Any]:
+    try:
+        frame = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise GatewayProtocolError(f"a frame that is not JSON: {raw[:80]!r}") from None
+    if not isinstance(frame, dict):
+        raise GatewayProtocolError(f"a frame that is not a JSON object: {raw[:80]!r}")
+    return frame
+
+
+def _field(
+    frame: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = _REQUIRED
+) -> Any:
+    value = frame.get(name, default)
+    if (
+        value is _REQUIRED
+        or not isinstance(value, kind)
+        or (isinstance(value, bool) and kind is int)
+    ):
+        raise GatewayProtocolError(
+            f"{frame.get('messageType')} frame with a bad {name}: {value!r:.80}"
+        )
+    return value
+
+
+def _text(frame: dict[str, Any], name: str, default: Any = _REQUIRED) -> str:
+    return str(_field(frame, name, str, default))
+
+
+def _integer(frame: dict[str, Any], name: str, default: Any = _REQUIRED) -> int:
+    return int(_field(frame, name, int, default))
+
+
+def _texts(frame: dict[str, Any], name: str) -> list[str]:
+    values = _field(frame, name, list, [])
+    if not all(isinstance(v, str) for v in values):
+        raise GatewayProtocolError(f"{frame.get('messageType')} frame with a bad {name}")
+    return list(values)
+
+
+def _extra(body: dict[str, Any]) -> dict[str, str]:
+    extra = _field(body, "extra", (dict, type(None)), None) or {}
+    if not all(isinstance(v, str) for v in extra.values()):
+        raise GatewayProtocolError("notification frame with an extra value that is not a string")
+    return dict(extra)
