@@ -7,10 +7,11 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.e2e.test_crash import free_port
-from tidings.client.device import AppConfig, DeviceClient, PushMessage
+from tests.e2e.test_crash import TIDINGS, free_port
+from tidings.client.device import AppConfig, DeviceClient, PushMessage, ReconnectRefused
 from tidings.core.models import NewApp
 from tidings.node import Node
 
@@ -121,3 +122,37 @@ async def test_bad_frames_from_the_gateway_mean_a_new_connection_not_a_crash() -
         assert len(connections) == len(BAD_HELLOS) + len(BAD_FRAMES) + 1
         await client.close()
         await asyncio.wait_for(runner, 2)
+
+
+async def test_close_code_4774_means_do_not_reconnect() -> None:
+    connections: list[ServerConnection] = []
+
+    async def stay_away(ws: ServerConnection) -> None:
+        connections.append(ws)
+        await ws.recv()  # hello
+        await ws.close(4774, "go away")
+
+    async with serve(stay_away, "127.0.0.1", 0) as server:
+        gateway = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        client = DeviceClient(gateway, backoff_base=0.001, backoff_max=0.01)
+        client.add_app(AppConfig("A", "k", "com.example.demo"))
+        with pytest.raises(ReconnectRefused, match="go away"):
+            await asyncio.wait_for(client.run(), 5)
+        assert len(connections) == 1
+
+        listen = await asyncio.create_subprocess_exec(
+            *TIDINGS,
+            "listen",
+            "--gateway",
+            gateway,
+            "--app-id",
+            "A",
+            "--app-key",
+            "k",
+            "--package",
+            "com.example.demo",
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(listen.communicate(), 30)
+        assert listen.returncode == 1 and "not to reconnect" in err.decode()
+        assert len(connections) == 2

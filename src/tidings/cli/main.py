@@ -239,7 +239,13 @@ def listen(
     log_level: str,
 ) -> None:
     """Act as a device: register, then print one JSON line per event."""
-    from tidings.client.device import AppConfig, DeviceClient, PushMessage, RegistrationError
+    from tidings.client.device import (
+        AppConfig,
+        DeviceClient,
+        PushMessage,
+        ReconnectRefused,
+        RegistrationError,
+    )
 
     _setup_logging(log_level)
     try:
@@ -324,7 +330,7 @@ def listen(
         except RegistrationError as exc:
             click.echo(f"tidings: {exc}", err=True)
             return 2
-        except RuntimeError as exc:  # the device state cannot be written
+        except (RuntimeError, ReconnectRefused) as exc:  # state not writable; told to go away
             click.echo(f"tidings: {exc}", err=True)
             return 1
         except asyncio.CancelledError:

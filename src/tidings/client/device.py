@@ -34,6 +34,7 @@ from tidings.errors import TidingsError
 log = logging.getLogger("tidings.client")
 
 SEEN_LIMIT = 10_000
+CLOSE_DO_NOT_RECONNECT = 4774  # Mozilla's push protocol: back off, do not reconnect
 MAX_BACKOFF_DOUBLINGS = 32  # backoff_base × 2**32 is past any sensible backoff_max
 
 
@@ -99,6 +100,10 @@ class RegistrationError(Exception):
 class GatewayProtocolError(TidingsError):
     """The gateway sent a frame the SDK cannot read: run() drops the connection and makes it
     again (with backoff) instead of stopping."""
+
+
+class ReconnectRefused(TidingsError):
+    """The gateway closed with 4774: back off and do not reconnect. run() stops with it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,6 +220,7 @@ class DeviceClient:
             except GatewayProtocolError as exc:
                 log.warning("dropping the connection to %s: %s", self.url, exc)
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+                _stop_if_told_not_to_reconnect(exc)
                 log.info("connection to %s lost: %s", self.url, exc)
             finally:
                 self.connected.clear()
@@ -500,6 +506,15 @@ class DeviceClient:
             return  # an unstored (TTL 0) message: nothing to ack
         with contextlib.suppress(websockets.ConnectionClosed):
             await self._ws.send(json.dumps({"messageType": "ack", "updates": [update]}))
+
+
+def _stop_if_told_not_to_reconnect(exc: BaseException) -> None:
+    if not isinstance(exc, websockets.ConnectionClosed) or exc.rcvd is None:
+        return
+    if exc.rcvd.code == CLOSE_DO_NOT_RECONNECT:
+        raise ReconnectRefused(
+            f"the gateway said not to reconnect: close {exc.rcvd.code} {exc.rcvd.reason}"
+        ) from exc
 
 
 def _remember(seen: collections.OrderedDict[str, None], key: str) -> None:
