@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from tests.e2e.helpers import Phone
 from tests.e2e.test_crash import TIDINGS, free_port
 from tidings.client.device import AppConfig, DeviceClient, PushMessage, ReconnectRefused
 from tidings.core.models import NewApp
@@ -156,3 +158,28 @@ async def test_close_code_4774_means_do_not_reconnect() -> None:
         _, err = await asyncio.wait_for(listen.communicate(), 30)
         assert listen.returncode == 1 and "not to reconnect" in err.decode()
         assert len(connections) == 2
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[]",
+        "null",
+        '{"uaid": 5}',
+        '{"reg_ids": [1, 2]}',
+        '{"reg_ids": {"A": 7}}',
+        '{"seen": 5}',
+        '{"jobkeys": [["j"]]}',
+        '{"uaid": "u", "reg_ids": {}, "seen": [',  # cut short by a crash
+    ],
+)
+async def test_a_state_file_of_the_wrong_shape_makes_a_new_device(
+    node: Node, app: NewApp, tmp_path: Path, content: str
+) -> None:
+    state = tmp_path / "device.json"
+    state.write_text(content)
+    phone = await Phone(node, app, state=state).start()  # ignored with a warning, not a crash
+    assert phone.reg_id and phone.client.uaid
+    await phone.stop()
+    kept = json.loads(state.read_text())  # written afresh
+    assert kept["uaid"] == phone.client.uaid and kept["reg_ids"] == {app.app.app_id: phone.reg_id}

@@ -178,7 +178,7 @@ class DeviceClient:
         if self.state_path is None or not self.state_path.exists():
             return
         try:
-            state = json.loads(self.state_path.read_text())
+            state = _read_state(self.state_path)
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable state file %s: %s", self.state_path, exc)
             return
@@ -506,6 +506,28 @@ class DeviceClient:
             return  # an unstored (TTL 0) message: nothing to ack
         with contextlib.suppress(websockets.ConnectionClosed):
             await self._ws.send(json.dumps({"messageType": "ack", "updates": [update]}))
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """The state file's content; ValueError when it is not what save_state() writes."""
+    state = json.loads(path.read_text())
+    if not isinstance(state, dict):
+        raise ValueError("not a JSON object")
+    reg_ids = state.get("reg_ids", {})
+    valid = (
+        isinstance(state.get("uaid"), str | None)
+        and isinstance(reg_ids, dict)
+        and _is_string_list(list(reg_ids.values()))
+        and _is_string_list(state.get("seen", []))
+        and _is_string_list(state.get("jobkeys", []))
+    )
+    if not valid:
+        raise ValueError("not a device state (uaid, reg_ids, seen, jobkeys)")
+    return state
+
+
+def _is_string_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _stop_if_told_not_to_reconnect(exc: BaseException) -> None:
