@@ -376,7 +376,7 @@ def send(
     """Send a notification through the sender API and print the response."""
     import httpx
 
-    from tidings.client.sender import SenderClient, SendError
+    from tidings.client.sender import SenderClient, SendError, UnexpectedResponse
 
     chosen = [
         (k, v)
@@ -416,6 +416,8 @@ def send(
         sys.exit(1)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot reach {api_url}: {exc}") from exc
+    except UnexpectedResponse as exc:
+        raise click.ClickException(f"{exc}: is --api the Tidings sender API?") from exc
     finally:
         client.close()
     emit(result)
