@@ -189,6 +189,9 @@ def test_cli_bad_input(tmp_path: Path, server: Server) -> None:  # noqa: F811
             "com.a.b",
         )
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, gateway
+    listen_flags = ["--gateway", "ws://127.0.0.1:1", "--app-id", "1", "--app-key", "k"]
+    negative = run("listen", *listen_flags, "--package", "com.a.b", "--count", "-1")
+    assert negative.returncode == 2 and "--count" in negative.stderr  # it exited on message 1
     assert run("serve", "--port", "notaport").returncode == 2
     for flag, value in (("--port", "70000"), ("--gateway-port", "-1"), ("--host", "")):
         bad = run("serve", "--data-dir", data, flag, value)

@@ -223,7 +223,12 @@ def app_list(data_dir: str | None, database_url: str | None) -> None:
 @click.option("--topic", "topics", multiple=True)
 @click.option("--consent-version", default=None, help="Privacy-policy version the user agreed to.")
 @click.option("--state", default=None, help="State file keeping the device identity.")
-@click.option("--count", type=int, default=0, help="Exit after this many messages (0: never).")
+@click.option(
+    "--count",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Exit after this many messages (0: never).",
+)
 @click.option("--log-level", default="warning", show_default=True, type=_LEVELS)
 def listen(
     gateway: str,
