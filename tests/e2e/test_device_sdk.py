@@ -183,3 +183,29 @@ async def test_a_state_file_of_the_wrong_shape_makes_a_new_device(
     await phone.stop()
     kept = json.loads(state.read_text())  # written afresh
     assert kept["uaid"] == phone.client.uaid and kept["reg_ids"] == {app.app.app_id: phone.reg_id}
+
+
+async def test_a_consent_whose_connection_is_lost_fails_at_once() -> None:
+    async def lose_it(ws: ServerConnection) -> None:
+        await ws.recv()  # hello
+        await ws.send(json.dumps(HELLO))
+        register = json.loads(await ws.recv())
+        await ws.send(json.dumps({**register, "status": 200, "code": 0, "reg_id": "R"}))
+        async for raw in ws:
+            if json.loads(raw).get("messageType") == "consent":
+                await ws.close(1011, "failed while recording it")
+                return
+
+    async with serve(lose_it, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = DeviceClient(f"ws://127.0.0.1:{port}", backoff_base=5, backoff_max=5)
+        client.add_app(AppConfig("A", "k", "com.example.demo"))
+        runner = asyncio.ensure_future(client.run())
+        await client.wait_registered("A")
+        async with asyncio.timeout(2):  # not the 10 s answer timeout
+            with pytest.raises(ConnectionError):
+                await client.agree("A", "v1")
+            with pytest.raises(ConnectionError):
+                await client.withdraw("A")  # no live connection now
+        await client.close()
+        await asyncio.wait_for(runner, 2)

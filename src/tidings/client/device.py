@@ -225,10 +225,8 @@ class DeviceClient:
             finally:
                 self.connected.clear()
                 self._ws = None
-                for fut in self._pending.values():
-                    if not fut.done():
-                        fut.set_exception(ConnectionError("connection lost"))
-                self._pending.clear()
+                _fail_waiting(self._pending)
+                _fail_waiting(self._consents)
             if self._closing:
                 break
             # capped: 2**attempt grows past what a float holds after ~1000 failed tries
@@ -537,6 +535,14 @@ def _stop_if_told_not_to_reconnect(exc: BaseException) -> None:
         raise ReconnectRefused(
             f"the gateway said not to reconnect: close {exc.rcvd.code} {exc.rcvd.reason}"
         ) from exc
+
+
+def _fail_waiting(answers: dict[str, asyncio.Future[Any]]) -> None:
+    """The connection is lost: the answers waited for on it will not come."""
+    for fut in answers.values():
+        if not fut.done():
+            fut.set_exception(ConnectionError("connection lost"))
+    answers.clear()
 
 
 def _remember(seen: collections.OrderedDict[str, None], key: str) -> None:
