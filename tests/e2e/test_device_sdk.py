@@ -14,6 +14,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from tests.e2e.helpers import Phone
 from tests.e2e.test_crash import TIDINGS, free_port
 from tidings.client.device import AppConfig, DeviceClient, PushMessage, ReconnectRefused
+from tidings.compliance import erasure
 from tidings.core.models import NewApp
 from tidings.node import Node
 
@@ -209,3 +210,23 @@ async def test_a_consent_whose_connection_is_lost_fails_at_once() -> None:
                 await client.withdraw("A")  # no live connection now
         await client.close()
         await asyncio.wait_for(runner, 2)
+
+
+async def test_wait_registered_gives_the_new_reg_id_after_the_device_was_erased(
+    node: Node, app: NewApp
+) -> None:
+    registered: list[tuple[str, str]] = []
+    client = DeviceClient(node.urls()["gateway"], on_registered=registered.append)
+    client.add_app(_config(app))
+    runner = asyncio.ensure_future(client.run())
+    old = await client.wait_registered(app.app.app_id)
+    await client.close()
+    await runner
+    await erasure.erase(node.store, old, node.hub)  # the user asked for her data to go
+
+    runner = asyncio.ensure_future(client.run())  # the app comes back: a new uaid and regId
+    new = await client.wait_registered(app.app.app_id)
+    assert new != old and client.reg_ids == {app.app.app_id: new}
+    assert registered == [(app.app.app_id, old), (app.app.app_id, new)]
+    await client.close()
+    await runner

@@ -227,6 +227,7 @@ class DeviceClient:
                 self._ws = None
                 _fail_waiting(self._pending)
                 _fail_waiting(self._consents)
+                self._forget_registrations()
             if self._closing:
                 break
             # capped: 2**attempt grows past what a float holds after ~1000 failed tries
@@ -244,6 +245,13 @@ class DeviceClient:
             await self._ws.close()
         if self._dirty:
             self.save_state()
+
+    def _forget_registrations(self) -> None:
+        """A regId holds on a live connection only: wait_registered() waits for the next
+        registration (after an erasure it is a new regId)."""
+        for app_id, fut in list(self._registered.items()):
+            if fut.done() and fut.exception() is None:
+                del self._registered[app_id]
 
     async def wait_registered(self, app_id: str, timeout: float = 10.0) -> str:
         fut = self._registered.setdefault(app_id, asyncio.get_running_loop().create_future())
