@@ -16,6 +16,7 @@ from tests.e2e.test_crash import TIDINGS, free_port
 from tidings.client.device import AppConfig, DeviceClient, PushMessage, ReconnectRefused
 from tidings.compliance import erasure
 from tidings.core.models import NewApp
+from tidings.errors import ConfigError
 from tidings.node import Node
 
 
@@ -230,3 +231,12 @@ async def test_wait_registered_gives_the_new_reg_id_after_the_device_was_erased(
     assert registered == [(app.app.app_id, old), (app.app.app_id, new)]
     await client.close()
     await runner
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8471", "127.0.0.1:8471", "ws://", "ws://[bad", "ws://h:99999"]
+)
+def test_a_gateway_url_that_cannot_work_is_refused_at_once(url: str) -> None:
+    # it was tried again and again for ever (or run() died with a ValueError)
+    with pytest.raises(ConfigError, match="not a ws:// or wss:// URL"):
+        DeviceClient(url)

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import websockets
+import websockets.uri
 from websockets.asyncio.client import ClientConnection, connect
 
 from tidings import __version__
-from tidings.errors import TidingsError
+from tidings.errors import ConfigError, TidingsError
 
 log = logging.getLogger("tidings.client")
 
@@ -140,7 +141,7 @@ class DeviceClient:
         backoff_base: float = 0.2,
         backoff_max: float = 30.0,
     ) -> None:
-        self.url = gateway_url
+        self.url = _checked_gateway_url(gateway_url)
         self.state_path = Path(state_path) if state_path else None
         self.on_registered = on_registered
         self.on_notification = on_notification
@@ -543,6 +544,15 @@ def _stop_if_told_not_to_reconnect(exc: BaseException) -> None:
         raise ReconnectRefused(
             f"the gateway said not to reconnect: close {exc.rcvd.code} {exc.rcvd.reason}"
         ) from exc
+
+
+def _checked_gateway_url(url: str) -> str:
+    """A URL that can never work is an error now, not a reconnect loop for ever."""
+    try:
+        websockets.uri.parse_uri(url)
+    except (websockets.InvalidURI, ValueError) as exc:
+        raise ConfigError(f"gateway URL {url!r} is not a ws:// or wss:// URL: {exc}") from None
+    return url
 
 
 def _fail_waiting(answers: dict[str, asyncio.Future[Any]]) -> None:
