@@ -4,7 +4,9 @@ bad frames, bad state files."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +242,30 @@ def test_a_gateway_url_that_cannot_work_is_refused_at_once(url: str) -> None:
     # it was tried again and again for ever (or run() died with a ValueError)
     with pytest.raises(ConfigError, match="not a ws:// or wss:// URL"):
         DeviceClient(url)
+
+
+async def test_commands_of_the_app_config_cut_off_by_a_lost_connection_log_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def lose_it(ws: ServerConnection) -> None:
+        await ws.recv()  # hello
+        await ws.send(json.dumps(HELLO))
+        register = json.loads(await ws.recv())
+        await ws.send(json.dumps({**register, "status": 200, "code": 0, "reg_id": "R"}))
+        await ws.recv()  # set-alias: the server dies before answering
+        await ws.close(1011)
+
+    async with serve(lose_it, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = DeviceClient(f"ws://127.0.0.1:{port}", backoff_base=0.2, backoff_max=0.2)
+        client.add_app(AppConfig("A", "k", "com.example.demo", aliases=["al"], topics=["t"]))
+        runner = asyncio.ensure_future(client.run())
+        await client.wait_registered("A")
+        await asyncio.sleep(0.5)  # the connection is lost with both commands unanswered
+        gc.collect()
+        await client.close()
+        await runner
+    asyncio_errors = [
+        r for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.ERROR
+    ]
+    assert asyncio_errors == []  # was: "Future exception was never retrieved", once a command

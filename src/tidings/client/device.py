@@ -380,12 +380,17 @@ class DeviceClient:
         app = self.apps[app_id]
         # the wanted aliases, account and topics are re-applied on every connection (idempotent)
         for alias in app.aliases:
-            self._send_command(reg_id, "set-alias", alias)
+            self._apply(reg_id, "set-alias", alias)
         if app.account:
-            self._send_command(reg_id, "set-account", app.account)
+            self._apply(reg_id, "set-account", app.account)
         for topic in app.topics:
-            self._send_command(reg_id, "subscribe-topic", topic)
+            self._apply(reg_id, "subscribe-topic", topic)
         await _call(self.on_registered, (app_id, reg_id))
+
+    def _apply(self, reg_id: str, command: str, arg: str) -> None:
+        """A command of the AppConfig: nobody awaits its answer (on_command_result hears it), so
+        a connection lost first must not leave a 'Future exception was never retrieved'."""
+        self._send_command(reg_id, command, arg).add_done_callback(lambda f: f.exception())
 
     def _send_command(self, reg_id: str, command: str, arg: str) -> asyncio.Future[CommandResult]:
         req = self._next_req()
