@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-from tests.e2e.test_crash import TIDINGS, Server, create_app, server  # noqa: F401
+import httpx
+
+from tests.e2e.test_crash import TIDINGS, Server, create_app, free_port, server  # noqa: F401
 from tidings.core.models import NewApp
 
 
@@ -185,6 +189,9 @@ def test_cli_bad_input(tmp_path: Path, server: Server) -> None:  # noqa: F811
             "com.a.b",
         )
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, gateway
+    listen_flags = ["--gateway", "ws://127.0.0.1:1", "--app-id", "1", "--app-key", "k"]
+    negative = run("listen", *listen_flags, "--package", "com.a.b", "--count", "-1")
+    assert negative.returncode == 2 and "--count" in negative.stderr  # it exited on message 1
     assert run("serve", "--port", "notaport").returncode == 2
     for flag, value in (("--port", "70000"), ("--gateway-port", "-1"), ("--host", "")):
         bad = run("serve", "--data-dir", data, flag, value)
@@ -230,3 +237,38 @@ def test_cli_bad_input(tmp_path: Path, server: Server) -> None:  # noqa: F811
         app.app.package,
     )
     assert refused.returncode == 2 and "22007" in refused.stderr
+
+
+def test_send_to_something_that_is_not_the_sender_api() -> None:
+    """A web server that is not Tidings (or a proxy's error page while Tidings is down)."""
+    port = free_port()
+    with subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as web:
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                    break
+                time.sleep(0.05)
+            out = run(
+                "send",
+                "--api",
+                f"http://127.0.0.1:{port}",
+                "--secret",
+                "s",
+                "--package",
+                "com.a.b",
+                "--all",
+                "--title",
+                "t",
+                "--description",
+                "d",
+            )
+        finally:
+            web.kill()
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "HTTP 501 without a sender API envelope" in out.stderr and out.stdout == ""

@@ -223,7 +223,12 @@ def app_list(data_dir: str | None, database_url: str | None) -> None:
 @click.option("--topic", "topics", multiple=True)
 @click.option("--consent-version", default=None, help="Privacy-policy version the user agreed to.")
 @click.option("--state", default=None, help="State file keeping the device identity.")
-@click.option("--count", type=int, default=0, help="Exit after this many messages (0: never).")
+@click.option(
+    "--count",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Exit after this many messages (0: never).",
+)
 @click.option("--log-level", default="warning", show_default=True, type=_LEVELS)
 def listen(
     gateway: str,
@@ -239,7 +244,13 @@ def listen(
     log_level: str,
 ) -> None:
     """Act as a device: register, then print one JSON line per event."""
-    from tidings.client.device import AppConfig, DeviceClient, PushMessage, RegistrationError
+    from tidings.client.device import (
+        AppConfig,
+        DeviceClient,
+        PushMessage,
+        ReconnectRefused,
+        RegistrationError,
+    )
 
     _setup_logging(log_level)
     try:
@@ -324,7 +335,7 @@ def listen(
         except RegistrationError as exc:
             click.echo(f"tidings: {exc}", err=True)
             return 2
-        except RuntimeError as exc:  # the device state cannot be written
+        except (RuntimeError, ReconnectRefused) as exc:  # state not writable; told to go away
             click.echo(f"tidings: {exc}", err=True)
             return 1
         except asyncio.CancelledError:
@@ -370,7 +381,7 @@ def send(
     """Send a notification through the sender API and print the response."""
     import httpx
 
-    from tidings.client.sender import SenderClient, SendError
+    from tidings.client.sender import SenderClient, SendError, UnexpectedResponse
 
     chosen = [
         (k, v)
@@ -410,6 +421,8 @@ def send(
         sys.exit(1)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot reach {api_url}: {exc}") from exc
+    except UnexpectedResponse as exc:
+        raise click.ClickException(f"{exc}: is --api the Tidings sender API?") from exc
     finally:
         client.close()
     emit(result)

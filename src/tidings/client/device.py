@@ -26,13 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import websockets
+import websockets.uri
 from websockets.asyncio.client import ClientConnection, connect
 
 from tidings import __version__
+from tidings.errors import ConfigError, TidingsError
 
 log = logging.getLogger("tidings.client")
 
 SEEN_LIMIT = 10_000
+CLOSE_DO_NOT_RECONNECT = 4774  # Mozilla's push protocol: back off, do not reconnect
+MAX_BACKOFF_DOUBLINGS = 32  # backoff_base × 2**32 is past any sensible backoff_max
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +98,15 @@ class RegistrationError(Exception):
         self.app_id, self.code, self.reason = app_id, code, reason
 
 
+class GatewayProtocolError(TidingsError):
+    """The gateway sent a frame the SDK cannot read: run() drops the connection and makes it
+    again (with backoff) instead of stopping."""
+
+
+class ReconnectRefused(TidingsError):
+    """The gateway closed with 4774: back off and do not reconnect. run() stops with it."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Revoke:
     """The server recalled the notification shown in slot ``notify_id`` of an app."""
@@ -128,7 +141,7 @@ class DeviceClient:
         backoff_base: float = 0.2,
         backoff_max: float = 30.0,
     ) -> None:
-        self.url = gateway_url
+        self.url = _checked_gateway_url(gateway_url)
         self.state_path = Path(state_path) if state_path else None
         self.on_registered = on_registered
         self.on_notification = on_notification
@@ -146,6 +159,7 @@ class DeviceClient:
         self._jobkeys: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._ws: ClientConnection | None = None
         self._closing = False
+        self._wake = asyncio.Event()  # set by close(): ends a backoff sleep at once
         self._registered: dict[str, asyncio.Future[str]] = {}
         self._pending: dict[str, asyncio.Future[CommandResult]] = {}
         self._consents: dict[str, asyncio.Future[ConsentResult]] = {}
@@ -165,7 +179,7 @@ class DeviceClient:
         if self.state_path is None or not self.state_path.exists():
             return
         try:
-            state = json.loads(self.state_path.read_text())
+            state = _read_state(self.state_path)
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable state file %s: %s", self.state_path, exc)
             return
@@ -197,33 +211,48 @@ class DeviceClient:
         """Stay connected until :meth:`close`; reconnect with exponential backoff and jitter."""
         attempt = 0
         self._closing = False
+        self._wake.clear()
         while not self._closing:
             started = time.monotonic()
             try:
                 await self._session()
             except RegistrationError:
                 raise
+            except GatewayProtocolError as exc:
+                log.warning("dropping the connection to %s: %s", self.url, exc)
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+                _stop_if_told_not_to_reconnect(exc)
                 log.info("connection to %s lost: %s", self.url, exc)
             finally:
                 self.connected.clear()
                 self._ws = None
-                for fut in self._pending.values():
-                    if not fut.done():
-                        fut.set_exception(ConnectionError("connection lost"))
-                self._pending.clear()
+                _fail_waiting(self._pending)
+                _fail_waiting(self._consents)
+                self._forget_registrations()
             if self._closing:
                 break
-            attempt = 0 if time.monotonic() - started > 10 else attempt + 1
+            # capped: 2**attempt grows past what a float holds after ~1000 failed tries
+            attempt = (
+                0 if time.monotonic() - started > 10 else min(attempt + 1, MAX_BACKOFF_DOUBLINGS)
+            )
             delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
 
     async def close(self) -> None:
         self._closing = True
+        self._wake.set()
         if self._ws is not None:
             await self._ws.close()
         if self._dirty:
             self.save_state()
+
+    def _forget_registrations(self) -> None:
+        """A regId holds on a live connection only: wait_registered() waits for the next
+        registration (after an erasure it is a new regId)."""
+        for app_id, fut in list(self._registered.items()):
+            if fut.done() and fut.exception() is None:
+                del self._registered[app_id]
 
     async def wait_registered(self, app_id: str, timeout: float = 10.0) -> str:
         fut = self._registered.setdefault(app_id, asyncio.get_running_loop().create_future())
@@ -237,22 +266,25 @@ class DeviceClient:
             max_size=2**20,
         ) as ws:
             self._ws = ws
+            if self._closing:  # close() came while connecting: it saw no socket to close
+                return
             hello: dict[str, Any] = {"messageType": "hello", "use_webpush": True}
             if self.uaid:
                 hello["uaid"] = self.uaid
             await ws.send(json.dumps(hello))
-            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            reply = _decode(await asyncio.wait_for(ws.recv(), 10))
             if reply.get("messageType") != "hello" or reply.get("status") != 200:
                 raise websockets.InvalidMessage(f"bad hello reply: {reply}")
-            if reply["uaid"] != self.uaid:
-                self.uaid = reply["uaid"]
+            uaid = _text(reply, "uaid")
+            if uaid != self.uaid:
+                self.uaid = uaid
                 self.reg_ids.clear()
                 self.save_state()
             for app in self.apps.values():
                 await ws.send(json.dumps(self._register_frame(app)))
             self.connected.set()
             async for raw in ws:
-                await self._on_frame(json.loads(raw))
+                await self._on_frame(_decode(raw))
 
     def _next_req(self) -> str:
         self._req += 1
@@ -282,43 +314,43 @@ class DeviceClient:
         if kind == "notification":
             await self._on_message(frame)
         elif kind == "resync":
+            reg_id, seq = _text(frame, "reg_id"), _integer(frame, "seq")
             try:  # the app hears of the drop first; the marker is acked only then
-                await _call(self.on_resync, self._app_of(frame["reg_id"]))
+                await _call(self.on_resync, self._app_of(reg_id))
             except Exception:  # the app failed: no ack, so the marker comes again later
-                log.exception("resync callback failed for %s", frame["reg_id"])
+                log.exception("resync callback failed for %s", reg_id)
                 return
-            await self._ack(frame["reg_id"], frame["seq"], "")
+            await self._ack(reg_id, seq, "")
         elif kind == "app_register":
             await self._on_registered(frame)
         elif kind == "app_command":
             result = CommandResult(
-                self._app_of(frame["reg_id"]),
-                frame["command"],
-                frame.get("args", []),
-                frame["code"],
-                frame.get("reason", ""),
+                self._app_of(_text(frame, "reg_id")),
+                _text(frame, "command"),
+                _texts(frame, "args"),
+                _integer(frame, "code"),
+                _text(frame, "reason", ""),
             )
-            fut = self._pending.pop(frame.get("req", ""), None)
+            fut = self._pending.pop(_text(frame, "req", ""), None)
             if fut is not None and not fut.done():
                 fut.set_result(result)
             await _call(self.on_command_result, result)
         elif kind == "consent":
-            done = self._consents.pop(frame.get("req", ""), None)
+            answer = ConsentResult(
+                self._app_of(_text(frame, "reg_id")),
+                _field(frame, "agreed", bool),
+                _field(frame, "version", (str, type(None)), None),
+                _integer(frame, "code"),
+                _text(frame, "reason", ""),
+            )
+            done = self._consents.pop(_text(frame, "req", ""), None)
             if done is not None and not done.done():
-                done.set_result(
-                    ConsentResult(
-                        self._app_of(frame["reg_id"]),
-                        frame["agreed"],
-                        frame.get("version"),
-                        frame["code"],
-                        frame.get("reason", ""),
-                    )
-                )
+                done.set_result(answer)
         elif kind == "revoke":
-            revoke = Revoke(self._app_of(frame["reg_id"]), int(frame["notify_id"]))
+            revoke = Revoke(self._app_of(_text(frame, "reg_id")), _integer(frame, "notify_id"))
             await _call(self.on_revoke, revoke)
         elif kind == "error":
-            refused = self._consents.pop(frame.get("req", ""), None)
+            refused = self._consents.pop(_text(frame, "req", ""), None)
             if refused is not None and not refused.done():
                 refused.set_exception(ConnectionError(f"consent refused: {frame.get('reason')}"))
             log.warning("gateway error frame: %s", frame)
@@ -328,7 +360,9 @@ class DeviceClient:
         return next((a for a, r in self.reg_ids.items() if r == reg_id), "")
 
     async def _on_registered(self, frame: dict[str, Any]) -> None:
-        app_id = frame["app_id"]
+        app_id = _text(frame, "app_id")
+        if app_id not in self.apps:
+            raise GatewayProtocolError(f"a registration answer for app {app_id!r}, not added")
         fut = self._registered.setdefault(app_id, asyncio.get_running_loop().create_future())
         if frame.get("status") != 200:
             err = RegistrationError(app_id, frame.get("code", -1), frame.get("reason", ""))
@@ -337,7 +371,7 @@ class DeviceClient:
                 fut.exception()  # retrieved here, so an unawaited future does not warn
             await _call(self.on_error, frame)
             raise err  # a refused registration is permanent: stop instead of retrying
-        reg_id = frame["reg_id"]
+        reg_id = _text(frame, "reg_id")
         if self.reg_ids.get(app_id) != reg_id:
             self.reg_ids[app_id] = reg_id
             self.save_state()
@@ -346,12 +380,17 @@ class DeviceClient:
         app = self.apps[app_id]
         # the wanted aliases, account and topics are re-applied on every connection (idempotent)
         for alias in app.aliases:
-            self._send_command(reg_id, "set-alias", alias)
+            self._apply(reg_id, "set-alias", alias)
         if app.account:
-            self._send_command(reg_id, "set-account", app.account)
+            self._apply(reg_id, "set-account", app.account)
         for topic in app.topics:
-            self._send_command(reg_id, "subscribe-topic", topic)
+            self._apply(reg_id, "subscribe-topic", topic)
         await _call(self.on_registered, (app_id, reg_id))
+
+    def _apply(self, reg_id: str, command: str, arg: str) -> None:
+        """A command of the AppConfig: nobody awaits its answer (on_command_result hears it), so
+        a connection lost first must not leave a 'Future exception was never retrieved'."""
+        self._send_command(reg_id, command, arg).add_done_callback(lambda f: f.exception())
 
     def _send_command(self, reg_id: str, command: str, arg: str) -> asyncio.Future[CommandResult]:
         req = self._next_req()
@@ -437,21 +476,21 @@ class DeviceClient:
             )
 
     async def _on_message(self, frame: dict[str, Any]) -> None:
-        body = frame.get("message") or {}
-        reg_id, msg_id = frame["reg_id"], frame["id"]
-        seq, log_offset = frame.get("seq", 0), frame.get("log", 0)
+        body = _field(frame, "message", dict, {})
+        reg_id, msg_id = _text(frame, "reg_id"), _text(frame, "id")
+        seq, log_offset = _integer(frame, "seq", 0), _integer(frame, "log", 0)
         msg = PushMessage(
             app_id=self._app_of(reg_id),
             reg_id=reg_id,
             id=msg_id,
             seq=seq,
-            pass_through=body.get("pass_through", 0),
-            title=body.get("title", ""),
-            description=body.get("description", ""),
-            payload=body.get("payload", ""),
-            notify_type=body.get("notify_type", -1),
-            notify_id=body.get("notify_id"),
-            extra=body.get("extra") or {},
+            pass_through=_integer(body, "pass_through", 0),
+            title=_text(body, "title", ""),
+            description=_text(body, "description", ""),
+            payload=_text(body, "payload", ""),
+            notify_type=_integer(body, "notify_type", -1),
+            notify_id=_field(body, "notify_id", (int, type(None)), None),
+            extra=_extra(body),
             log=log_offset,
         )
         jobkey = msg.extra.get("jobkey")
@@ -481,8 +520,108 @@ class DeviceClient:
             await self._ws.send(json.dumps({"messageType": "ack", "updates": [update]}))
 
 
+def _read_state(path: Path) -> dict[str, Any]:
+    """The state file's content; ValueError when it is not what save_state() writes."""
+    state = json.loads(path.read_text())
+    if not isinstance(state, dict):
+        raise ValueError("not a JSON object")
+    reg_ids = state.get("reg_ids", {})
+    valid = (
+        isinstance(state.get("uaid"), str | None)
+        and isinstance(reg_ids, dict)
+        and _is_string_list(list(reg_ids.values()))
+        and _is_string_list(state.get("seen", []))
+        and _is_string_list(state.get("jobkeys", []))
+    )
+    if not valid:
+        raise ValueError("not a device state (uaid, reg_ids, seen, jobkeys)")
+    return state
+
+
+def _is_string_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _stop_if_told_not_to_reconnect(exc: BaseException) -> None:
+    if not isinstance(exc, websockets.ConnectionClosed) or exc.rcvd is None:
+        return
+    if exc.rcvd.code == CLOSE_DO_NOT_RECONNECT:
+        raise ReconnectRefused(
+            f"the gateway said not to reconnect: close {exc.rcvd.code} {exc.rcvd.reason}"
+        ) from exc
+
+
+def _checked_gateway_url(url: str) -> str:
+    """A URL that can never work is an error now, not a reconnect loop for ever."""
+    try:
+        websockets.uri.parse_uri(url)
+    except (websockets.InvalidURI, ValueError) as exc:
+        raise ConfigError(f"gateway URL {url!r} is not a ws:// or wss:// URL: {exc}") from None
+    return url
+
+
+def _fail_waiting(answers: dict[str, asyncio.Future[Any]]) -> None:
+    """The connection is lost: the answers waited for on it will not come."""
+    for fut in answers.values():
+        if not fut.done():
+            fut.set_exception(ConnectionError("connection lost"))
+    answers.clear()
+
+
 def _remember(seen: collections.OrderedDict[str, None], key: str) -> None:
     seen[key] = None
     seen.move_to_end(key)
     while len(seen) > SEEN_LIMIT:
         seen.popitem(last=False)
+
+
+# reading gateway frames: anything unexpected is a GatewayProtocolError, never a crash of run()
+
+_REQUIRED: Any = object()
+
+
+def _decode(raw: str | bytes) -> dict[str, Any]:
+    try:
+        frame = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise GatewayProtocolError(f"a frame that is not JSON: {raw[:80]!r}") from None
+    if not isinstance(frame, dict):
+        raise GatewayProtocolError(f"a frame that is not a JSON object: {raw[:80]!r}")
+    return frame
+
+
+def _field(
+    frame: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = _REQUIRED
+) -> Any:
+    value = frame.get(name, default)
+    if (
+        value is _REQUIRED
+        or not isinstance(value, kind)
+        or (isinstance(value, bool) and kind is int)
+    ):
+        raise GatewayProtocolError(
+            f"{frame.get('messageType')} frame with a bad {name}: {value!r:.80}"
+        )
+    return value
+
+
+def _text(frame: dict[str, Any], name: str, default: Any = _REQUIRED) -> str:
+    return str(_field(frame, name, str, default))
+
+
+def _integer(frame: dict[str, Any], name: str, default: Any = _REQUIRED) -> int:
+    return int(_field(frame, name, int, default))
+
+
+def _texts(frame: dict[str, Any], name: str) -> list[str]:
+    values = _field(frame, name, list, [])
+    if not all(isinstance(v, str) for v in values):
+        raise GatewayProtocolError(f"{frame.get('messageType')} frame with a bad {name}")
+    return list(values)
+
+
+def _extra(body: dict[str, Any]) -> dict[str, str]:
+    extra = _field(body, "extra", (dict, type(None)), None) or {}
+    if not all(isinstance(v, str) for v in extra.values()):
+        raise GatewayProtocolError("notification frame with an extra value that is not a string")
+    return dict(extra)

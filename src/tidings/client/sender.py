@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from tidings.errors import TidingsError
+
 TARGET_PATHS = {
     "regid": ("/v3/message/regid", "registration_id"),
     "alias": ("/v3/message/alias", "alias"),
@@ -24,6 +26,11 @@ class SendError(Exception):
         super().__init__(f"{response.get('code')}: {response.get('reason', '')}")
         self.response = response
         self.code = int(response.get("code", -1))
+
+
+class UnexpectedResponse(TidingsError):
+    """The URL answered, but not with a sender API envelope (not Tidings, or a proxy's error
+    page while Tidings is down)."""
 
 
 class SenderClient:
@@ -41,7 +48,14 @@ class SenderClient:
     def call(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """POST form parameters to ``path``; return the JSON envelope, raise on a non-zero code."""
         response = self._http.post(path, data={k: str(v) for k, v in params.items()})
-        body: dict[str, Any] = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise UnexpectedResponse(
+                f"{response.url} answered HTTP {response.status_code} without a sender API envelope"
+            )
         if body.get("code") != 0:
             raise SendError(body)
         return body
