@@ -92,7 +92,7 @@ class ConsentResult:
     reason: str = ""
 
 
-class RegistrationError(Exception):
+class RegistrationError(TidingsError):
     def __init__(self, app_id: str, code: int, reason: str) -> None:
         super().__init__(f"registration of {app_id} refused: {code} {reason}")
         self.app_id, self.code, self.reason = app_id, code, reason

@@ -21,7 +21,7 @@ TARGET_PATHS = {
 }
 
 
-class SendError(Exception):
+class SendError(TidingsError):
     def __init__(self, response: dict[str, Any]) -> None:
         super().__init__(f"{response.get('code')}: {response.get('reason', '')}")
         self.response = response
