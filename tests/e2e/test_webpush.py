@@ -340,3 +340,21 @@ async def test_pushes_racing_an_unsubscribe_are_taken_or_gone_never_an_error(nod
     assert after.status_code == 410
     assert await pending(node, browser.uaid or "") == []
     await browser.close()
+
+
+async def test_an_ack_right_behind_a_hello_does_not_break_the_connection(node: Node) -> None:
+    first = Browser(node)
+    await first.connect()
+    sub = await first.subscribe()
+    await first.close()
+    again = Browser(node, uaid=first.uaid)
+    again.private, again.auth = first.private, first.auth
+    again.ws = await connect(again.url, subprotocols=["push-notification"])  # type: ignore[list-item]
+    # the hello of a known uaid takes a store read: the ack comes before it is answered
+    await again.send({"messageType": "hello", "uaid": first.uaid, "use_webpush": True})
+    stray = {"channelID": sub["channelID"], "version": "x" * 22, "code": 100}
+    await again.send({"messageType": "ack", "updates": [stray]})
+    assert (await again.recv())["uaid"] == first.uaid
+    assert (await push(sub, "still here", None)).status_code == 201
+    assert again.decrypt(await again.recv()) == b"still here"
+    await again.close()
