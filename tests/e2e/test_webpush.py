@@ -358,3 +358,38 @@ async def test_an_ack_right_behind_a_hello_does_not_break_the_connection(node: N
     assert (await push(sub, "still here", None)).status_code == 201
     assert again.decrypt(await again.recv()) == b"still here"
     await again.close()
+
+
+async def test_a_browser_gets_everything_that_waits_however_much_in_pages(tmp_path: Path) -> None:
+    # 1,100 messages wait (11 full channels of the default cap would do the same); the browser
+    # must get them all on this connection, and never more at once than its socket takes
+    async with running_node(
+        tmp_path / "data", webpush_pending_max=2000, send_buffer_bytes=300_000
+    ) as node:
+        browser = Browser(node)
+        await browser.connect()
+        sub = await browser.subscribe()
+        await browser.close()
+        headers = {"TTL": "600", "Content-Encoding": "aes128gcm"}
+        async with httpx.AsyncClient() as http:
+
+            async def post_some(n: int, size: int) -> None:
+                for _ in range(n):
+                    answer = await http.post(sub["endpoint"], headers=headers, content=b"x" * size)
+                    assert answer.status_code == 201
+
+            await post_some(200, 4096)  # 1.1 MB of frames: more than the socket may hold
+            await asyncio.gather(*[post_some(100, 10) for _ in range(9)])
+        again = Browser(node, uaid=browser.uaid)
+        await again.connect()
+        versions = set()
+        while len(versions) < 1100:
+            note = await again.recv()
+            assert note["messageType"] == "notification" and note["version"] not in versions
+            versions.add(note["version"])
+            await again.ack(note)
+        await again.nothing()
+        async with asyncio.timeout(5):
+            while await pending(node, again.uaid or ""):
+                await asyncio.sleep(0.05)
+        await again.close()

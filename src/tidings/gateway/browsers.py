@@ -4,7 +4,8 @@ A browser (Firefox's push client) says hello, subscribes with ``register`` (a ``
 perhaps an application server key) and gets a push endpoint; messages posted there come over
 the bus (:class:`WebPushed`) and go to the browser's connection as ``notification`` frames. A
 message stays in the store until the browser acks it; what it did not ack comes again when it
-connects next (after its hello).
+connects next (after its hello). What waits goes out in pages of :data:`PAGE`, the next when the
+browser has acked the last (however much waits, and never more at once than its socket takes).
 """
 
 from __future__ import annotations
@@ -19,20 +20,43 @@ if TYPE_CHECKING:
     from tidings.gateway.hub import Link
 
 BrowserEvent = ChannelRegister | ChannelUnregister  # acks: Hub.handle
+PAGE = 100  # waiting messages sent at a time: 100 bodies of 4 KiB stay under the send buffer
 
 
 class Browsers:
     def __init__(self, webpush: WebPushService) -> None:
         self.webpush = webpush
         self.links: dict[str, Link] = {}  # uaid -> the connection of a browser with channels
+        # uaid -> versions of a full page of waiting messages not acked yet (more may wait)
+        self.pages: dict[str, set[str]] = {}
 
     async def on_hello(self, link: Link, uaid: str) -> None:
         """A known identity said hello: if it has channels, send what waits for it."""
         if not await self.webpush.has_channels(uaid):
             return
         self.links[uaid] = link  # a newer connection of the same browser takes over
-        for message in await self.webpush.pending(uaid):
+        await self._send_page(link, uaid)
+
+    async def _send_page(self, link: Link, uaid: str) -> None:
+        self.pages.pop(uaid, None)  # (before the read: one page at a time)
+        page = await self.webpush.pending(uaid, PAGE)
+        if self.links.get(uaid) is not link:
+            return
+        if len(page) == PAGE:
+            self.pages[uaid] = {message.version for message in page}
+        for message in page:
             link.session.notify_channel(message)
+
+    async def on_ack(self, link: Link, uaid: str, versions: list[str]) -> None:
+        """Forget what the browser acked; once it has acked a full page, send the next."""
+        await self.webpush.ack(uaid, versions)
+        page = self.pages.get(uaid)
+        if page is None or self.links.get(uaid) is not link:
+            return
+        page.difference_update(versions)
+        if not page:
+            await self._send_page(link, uaid)
+            link.flush()
 
     async def on_event(self, link: Link, event: BrowserEvent) -> None:
         session = link.session
@@ -61,3 +85,4 @@ class Browsers:
         uaid = link.session.uaid
         if uaid is not None and self.links.get(uaid) is link:
             del self.links[uaid]
+            self.pages.pop(uaid, None)

@@ -199,7 +199,7 @@ class Hub:
             events.pop()
             uaid = link.session.uaid
             if self.browsers is not None and uaid is not None:
-                self._spawn(self.browsers.webpush.ack(uaid, list(acked.versions)))
+                self._spawn(self.browsers.on_ack(link, uaid, list(acked.versions)))
             if not events:
                 return
         key = id(link)
