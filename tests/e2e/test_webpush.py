@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosedOK
 
 from tests.e2e.helpers import running_node
 from tidings.node import Node
@@ -312,9 +313,26 @@ async def test_an_unknown_uaid_is_replaced_and_a_new_connection_takes_over(node:
     await second.connect()
     assert (await push(sub, "to the newest", None)).status_code == 201
     assert second.decrypt(await second.recv()) == b"to the newest"
-    await first.nothing()
     await first.close()
     await second.close()
+
+
+async def test_a_connection_taken_over_is_closed_and_its_browser_gets_pushes_again(
+    node: Node,
+) -> None:
+    first = Browser(node)
+    await first.connect()
+    sub = await first.subscribe()
+    second = Browser(node, uaid=first.uaid)
+    await second.connect()
+    await second.close()  # the newer connection goes: the older one must not be left deaf
+    with pytest.raises(ConnectionClosedOK):
+        await first.recv()
+    assert first.ws is not None and first.ws.close_code == 1000
+    assert (await push(sub, "after the takeover", None)).status_code == 201
+    await first.connect()  # the browser reconnects, as Firefox does
+    assert first.decrypt(await first.recv()) == b"after the takeover"
+    await first.close()
 
 
 async def test_pushes_racing_an_unsubscribe_are_taken_or_gone_never_an_error(node: Node) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from tidings.bus.events import WebPushed
 from tidings.core.webpush_service import WebPushService
+from tidings.protocol import codes
 from tidings.protocol.session import ChannelRegister, ChannelUnregister
 
 if TYPE_CHECKING:
@@ -34,8 +35,17 @@ class Browsers:
         """A known identity said hello: if it has channels, send what waits for it."""
         if not await self.webpush.has_channels(uaid):
             return
-        self.links[uaid] = link  # a newer connection of the same browser takes over
+        self._take_over(link, uaid)
         await self._send_page(link, uaid)
+
+    def _take_over(self, link: Link, uaid: str) -> None:
+        """Pushes for the browser go to this connection. An older one of the same uaid is
+        closed (it would hear nothing more, even after the newer one goes): its browser
+        reconnects and takes over in turn, getting what waits."""
+        old = self.links.get(uaid)
+        self.links[uaid] = link
+        if old is not None and old is not link and not old.closed:
+            old.close(codes.CLOSE_NORMAL, "another connection of this uaid took over")
 
     async def _send_page(self, link: Link, uaid: str) -> None:
         self.pages.pop(uaid, None)  # (before the read: one page at a time)
@@ -69,7 +79,7 @@ class Browsers:
                     event.channel_id, 409, "channel taken with another key, or too many channels"
                 )
                 return
-            self.links[uaid] = link
+            self._take_over(link, uaid)
             session.channel_registered(event.channel_id, endpoint)
         else:
             await self.webpush.unsubscribe(uaid, event.channel_id)
