@@ -411,3 +411,15 @@ async def test_a_browser_gets_everything_that_waits_however_much_in_pages(tmp_pa
             while await pending(node, again.uaid or ""):
                 await asyncio.sleep(0.05)
         await again.close()
+
+
+async def test_a_ttl_too_long_to_read_is_cut_to_the_longest(node: Node) -> None:
+    browser = Browser(node)
+    await browser.connect()
+    sub = await browser.subscribe()
+    longest = str(node.settings.webpush_ttl_max_s)
+    async with httpx.AsyncClient() as http:
+        for ttl in ("9" * 13, "9" * 5000):  # delta-seconds (RFC 9111): too big means the most
+            answer = await http.post(sub["endpoint"], headers={"TTL": ttl})
+            assert answer.status_code == 201 and answer.headers["TTL"] == longest
+    await browser.close()
