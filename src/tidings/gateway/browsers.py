@@ -30,12 +30,16 @@ class Browsers:
         self.links: dict[str, Link] = {}  # uaid -> the connection of a browser with channels
         # uaid -> versions of a full page of waiting messages not acked yet (more may wait)
         self.pages: dict[str, set[str]] = {}
+        # uaid -> versions sent live while what waited goes out in pages: a later page read
+        # finds those not acked yet, and must not send them again
+        self.live: dict[str, set[str]] = {}
 
     async def on_hello(self, link: Link, uaid: str) -> None:
         """A known identity said hello: if it has channels, send what waits for it."""
         if not await self.webpush.has_channels(uaid):
             return
         self._take_over(link, uaid)
+        self.live[uaid] = set()
         await self._send_page(link, uaid)
 
     def _take_over(self, link: Link, uaid: str) -> None:
@@ -52,10 +56,14 @@ class Browsers:
         page = await self.webpush.pending(uaid, PAGE)
         if self.links.get(uaid) is not link:
             return
-        if len(page) == PAGE:
-            self.pages[uaid] = {message.version for message in page}
+        live = self.live.get(uaid, set())
+        if len(page) == PAGE:  # more may wait
+            self.pages[uaid] = {message.version for message in page if message.version not in live}
+        else:  # all of it is out: what comes now goes out live only
+            self.live.pop(uaid, None)
         for message in page:
-            link.session.notify_channel(message)
+            if message.version not in live:
+                link.session.notify_channel(message)
 
     async def on_ack(self, link: Link, uaid: str, versions: list[str]) -> None:
         """Forget what the browser acked; once it has acked a full page, send the next."""
@@ -88,6 +96,8 @@ class Browsers:
     def on_pushed(self, event: WebPushed) -> None:
         link = self.links.get(event.uaid)
         if link is not None and not link.closed:
+            if (live := self.live.get(event.uaid)) is not None:
+                live.add(event.message.version)
             link.session.notify_channel(event.message)
             link.flush()
 
@@ -96,3 +106,4 @@ class Browsers:
         if uaid is not None and self.links.get(uaid) is link:
             del self.links[uaid]
             self.pages.pop(uaid, None)
+            self.live.pop(uaid, None)
