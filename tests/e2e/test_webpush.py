@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosedOK
 
 from tests.e2e.helpers import running_node
 from tidings.node import Node
@@ -312,9 +313,26 @@ async def test_an_unknown_uaid_is_replaced_and_a_new_connection_takes_over(node:
     await second.connect()
     assert (await push(sub, "to the newest", None)).status_code == 201
     assert second.decrypt(await second.recv()) == b"to the newest"
-    await first.nothing()
     await first.close()
     await second.close()
+
+
+async def test_a_connection_taken_over_is_closed_and_its_browser_gets_pushes_again(
+    node: Node,
+) -> None:
+    first = Browser(node)
+    await first.connect()
+    sub = await first.subscribe()
+    second = Browser(node, uaid=first.uaid)
+    await second.connect()
+    await second.close()  # the newer connection goes: the older one must not be left deaf
+    with pytest.raises(ConnectionClosedOK):
+        await first.recv()
+    assert first.ws is not None and first.ws.close_code == 1000
+    assert (await push(sub, "after the takeover", None)).status_code == 201
+    await first.connect()  # the browser reconnects, as Firefox does
+    assert first.decrypt(await first.recv()) == b"after the takeover"
+    await first.close()
 
 
 async def test_pushes_racing_an_unsubscribe_are_taken_or_gone_never_an_error(node: Node) -> None:
@@ -340,3 +358,93 @@ async def test_pushes_racing_an_unsubscribe_are_taken_or_gone_never_an_error(nod
     assert after.status_code == 410
     assert await pending(node, browser.uaid or "") == []
     await browser.close()
+
+
+async def test_an_ack_right_behind_a_hello_does_not_break_the_connection(node: Node) -> None:
+    first = Browser(node)
+    await first.connect()
+    sub = await first.subscribe()
+    await first.close()
+    again = Browser(node, uaid=first.uaid)
+    again.private, again.auth = first.private, first.auth
+    again.ws = await connect(again.url, subprotocols=["push-notification"])  # type: ignore[list-item]
+    # the hello of a known uaid takes a store read: the ack comes before it is answered
+    await again.send({"messageType": "hello", "uaid": first.uaid, "use_webpush": True})
+    stray = {"channelID": sub["channelID"], "version": "x" * 22, "code": 100}
+    await again.send({"messageType": "ack", "updates": [stray]})
+    assert (await again.recv())["uaid"] == first.uaid
+    assert (await push(sub, "still here", None)).status_code == 201
+    assert again.decrypt(await again.recv()) == b"still here"
+    await again.close()
+
+
+async def test_a_browser_gets_everything_that_waits_however_much_in_pages(tmp_path: Path) -> None:
+    # 1,100 messages wait (11 full channels of the default cap would do the same); the browser
+    # must get them all on this connection, and never more at once than its socket takes
+    async with running_node(
+        tmp_path / "data", webpush_pending_max=2000, send_buffer_bytes=300_000
+    ) as node:
+        browser = Browser(node)
+        await browser.connect()
+        sub = await browser.subscribe()
+        await browser.close()
+        headers = {"TTL": "600", "Content-Encoding": "aes128gcm"}
+        async with httpx.AsyncClient() as http:
+
+            async def post_some(n: int, size: int) -> None:
+                for _ in range(n):
+                    answer = await http.post(sub["endpoint"], headers=headers, content=b"x" * size)
+                    assert answer.status_code == 201
+
+            await post_some(200, 4096)  # 1.1 MB of frames: more than the socket may hold
+            await asyncio.gather(*[post_some(100, 10) for _ in range(9)])
+        again = Browser(node, uaid=browser.uaid)
+        await again.connect()
+        versions = set()
+        while len(versions) < 1100:
+            note = await again.recv()
+            assert note["messageType"] == "notification" and note["version"] not in versions
+            versions.add(note["version"])
+            await again.ack(note)
+        await again.nothing()
+        async with asyncio.timeout(5):
+            while await pending(node, again.uaid or ""):
+                await asyncio.sleep(0.05)
+        await again.close()
+
+
+async def test_a_ttl_too_long_to_read_is_cut_to_the_longest(node: Node) -> None:
+    browser = Browser(node)
+    await browser.connect()
+    sub = await browser.subscribe()
+    longest = str(node.settings.webpush_ttl_max_s)
+    async with httpx.AsyncClient() as http:
+        for ttl in ("9" * 13, "9" * 5000):  # delta-seconds (RFC 9111): too big means the most
+            answer = await http.post(sub["endpoint"], headers={"TTL": ttl})
+            assert answer.status_code == 201 and answer.headers["TTL"] == longest
+    await browser.close()
+
+
+async def test_a_push_sent_live_between_pages_is_not_sent_again(tmp_path: Path) -> None:
+    async with running_node(tmp_path / "data", webpush_pending_max=1000) as node:
+        browser = Browser(node)
+        await browser.connect()
+        sub = await browser.subscribe()
+        await browser.close()
+        headers = {"TTL": "600", "Content-Encoding": "aes128gcm"}
+        async with httpx.AsyncClient() as http:
+            for _ in range(150):
+                answer = await http.post(sub["endpoint"], headers=headers, content=b"x")
+                assert answer.status_code == 201
+            again = Browser(node, uaid=browser.uaid)
+            await again.connect()
+            first_page = [await again.recv() for _ in range(100)]
+            answer = await http.post(sub["endpoint"], headers=headers, content=b"live")
+            live = await again.recv()
+            assert answer.headers["Location"].endswith("/" + live["version"])
+        for note in first_page:  # the live one is not acked yet when the next page is read
+            await again.ack(note)
+        second_page = [await again.recv() for _ in range(50)]
+        assert live["version"] not in {note["version"] for note in second_page}
+        await again.nothing()
+        await again.close()

@@ -95,8 +95,10 @@ def read_push(headers: Mapping[str, str], body: bytes, ttl_max_s: int) -> Push:
     if ttl_text is None:
         raise PushRefused(400, ERRNO_MISSING_TTL, "the TTL header is required")
     ttl_text = ttl_text.strip()
-    if not (ttl_text.isascii() and ttl_text.isdigit()) or len(ttl_text) > 12:
+    if not (ttl_text.isascii() and ttl_text.isdigit()):
         raise PushRefused(400, ERRNO_BAD_HEADER, "TTL must be a number of seconds")
+    # delta-seconds (RFC 9111 section 1.2.2): a number too large to read is the longest TTL
+    ttl_s = ttl_max_s if len(ttl_text) > 12 else min(int(ttl_text), ttl_max_s)
     topic = headers.get("topic")
     if topic is not None and not _TOPIC.match(topic):
         raise PushRefused(400, ERRNO_BAD_HEADER, "Topic must be 1-32 base64url characters")
@@ -109,7 +111,7 @@ def read_push(headers: Mapping[str, str], body: bytes, ttl_max_s: int) -> Push:
     if body:
         frame_headers = _crypto_headers(headers)
         data = b64url(body)
-    return Push(min(int(ttl_text), ttl_max_s), topic, urgency, data, frame_headers)
+    return Push(ttl_s, topic, urgency, data, frame_headers)
 
 
 def _crypto_headers(headers: Mapping[str, str]) -> dict[str, str]:

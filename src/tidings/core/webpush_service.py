@@ -66,8 +66,9 @@ class WebPushService:
     async def has_channels(self, uaid: str) -> bool:
         return await self.store.webpush_has_channels(uaid)
 
-    async def pending(self, uaid: str) -> list[WebPushMessage]:
-        return await self.store.webpush_pending(uaid, limit=1000)
+    async def pending(self, uaid: str, limit: int) -> list[WebPushMessage]:
+        """The browser's oldest ``limit`` waiting messages."""
+        return await self.store.webpush_pending(uaid, limit)
 
     async def ack(self, uaid: str, versions: list[str]) -> None:
         await self.store.webpush_ack(uaid, versions)

@@ -199,12 +199,15 @@ class Hub:
         if len(events) == 1 and isinstance(events[0], Acked):
             self._on_ack(events[0])  # the common case: no await, no task
             return
-        if isinstance(events[-1], ChannelAcked) and self.browsers is not None:
+        acked = events[-1]
+        if isinstance(acked, ChannelAcked):
             # a browser's acks count even if it closes right after them (not queued behind
-            # the connection's other events, which stop when it closes)
-            acked = events.pop()
-            assert isinstance(acked, ChannelAcked) and link.session.uaid is not None
-            self._spawn(self.browsers.webpush.ack(link.session.uaid, list(acked.versions)))
+            # the connection's other events, which stop when it closes); before its hello is
+            # answered (no uaid yet) they are dropped: what they name comes again
+            events.pop()
+            uaid = link.session.uaid
+            if self.browsers is not None and uaid is not None:
+                self._spawn(self.browsers.on_ack(link, uaid, list(acked.versions)))
             if not events:
                 return
         key = id(link)
