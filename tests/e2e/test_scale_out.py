@@ -97,9 +97,18 @@ async def test_two_nodes_deliver_each_others_sends_and_survive_a_redis_restart(
                 content=b"ciphertext",
             )
         assert posted.status_code == 201
-        assert (await browser.recv())["messageType"] == "notification"
+        first = await browser.recv()
+        assert first["messageType"] == "notification"
+        await browser.ack(first)
 
         redis.kill()
+        async with httpx.AsyncClient() as http:  # kept while Redis is away
+            posted = await http.post(
+                f"http://127.0.0.1:{a.api_port}/wpush/{token}",
+                headers={"TTL": "60", "Content-Encoding": "aes128gcm"},
+                content=b"while redis is away",
+            )
+        assert posted.status_code == 201
         r3 = await call(sender.send_to_alias, message("three"), "ana", retry_times=1)
         assert r3.code == 0  # committed: Redis is not the system of record
         r4 = await call(sender.broadcast, message("four"), "news", retry_times=1)
@@ -111,6 +120,8 @@ async def test_two_nodes_deliver_each_others_sends_and_survive_a_redis_restart(
         assert phone.ids()[:2] == [r1.data.id, r2.data.id]
         # the inbox and the app log are read separately: no order between the two promised
         assert sorted(phone.ids()[2:]) == sorted([r3.data.id, r4.data.id])
+        late = await browser.recv(timeout=20)  # and the browser's waiting message
+        assert late["version"] == posted.headers["Location"].rsplit("/", 1)[1]
         await phone.stop()
         async with asyncio.timeout(5):  # node b's "detached" reaches Redis
             while await online():

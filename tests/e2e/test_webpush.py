@@ -51,6 +51,13 @@ class Browser:
         self.private = ec.generate_private_key(ec.SECP256R1())
         self.auth = os.urandom(16)
 
+    def same_browser(self) -> Browser:
+        """This browser on a new connection: its uaid and its message keys."""
+        other = Browser.__new__(Browser)
+        other.url, other.uaid, other.ws = self.url, self.uaid, None
+        other.private, other.auth = self.private, self.auth
+        return other
+
     async def connect(self) -> dict[str, Any]:
         self.ws = await connect(self.url, subprotocols=["push-notification"])  # type: ignore[list-item]
         hello: dict[str, Any] = {"messageType": "hello", "broadcasts": {}, "use_webpush": True}
@@ -117,6 +124,15 @@ def push(sub: dict[str, Any], text: str, vapid: Vapid | None, **kw: Any) -> Any:
     return asyncio.to_thread(webpush, sub, text, vapid_private_key=vapid, vapid_claims=claims, **kw)
 
 
+async def gone_offline(node: Node, key: str | None) -> tuple[Browser, dict[str, Any]]:
+    """A browser that subscribed (with this application server key) and went offline."""
+    browser = Browser(node)
+    await browser.connect()
+    sub = await browser.subscribe(key=key)
+    await browser.close()
+    return browser, sub
+
+
 async def pending(node: Node, uaid: str) -> list[str]:
     return [m.version for m in await node.store.webpush_pending(uaid)]
 
@@ -152,14 +168,10 @@ async def test_browser_subscribes_gets_the_push_decrypts_it_and_acks(node: Node)
 
 async def test_offline_browser_gets_what_waits_after_its_hello_once(node: Node) -> None:
     vapid, public = vapid_keys()
-    browser = Browser(node)
-    await browser.connect()
-    sub = await browser.subscribe(key=public)
-    await browser.close()
+    browser, sub = await gone_offline(node, public)
     for text in ("one", "two"):
         assert (await push(sub, text, vapid)).status_code == 201
-    again = Browser(node, uaid=browser.uaid)
-    again.private, again.auth = browser.private, browser.auth
+    again = browser.same_browser()
     hello = await again.connect()
     assert hello["uaid"] == browser.uaid  # echoed: the browser keeps its subscriptions
     notes = [await again.recv(), await again.recv()]
@@ -169,8 +181,7 @@ async def test_offline_browser_gets_what_waits_after_its_hello_once(node: Node) 
         while len(await pending(node, browser.uaid or "")) != 1:
             await asyncio.sleep(0.02)
     await again.close()
-    third = Browser(node, uaid=browser.uaid)
-    third.private, third.auth = browser.private, browser.auth
+    third = browser.same_browser()
     await third.connect()
     note = await third.recv()  # the unacked one comes again, the acked one does not
     assert third.decrypt(note) == b"two"
@@ -196,10 +207,7 @@ async def test_a_push_without_a_key_on_the_subscription_needs_no_vapid(node: Nod
 
 async def test_topic_replaces_and_ttl_0_is_never_kept_and_delete_takes_back(node: Node) -> None:
     vapid, public = vapid_keys()
-    browser = Browser(node)
-    await browser.connect()
-    sub = await browser.subscribe(key=public)
-    await browser.close()
+    browser, sub = await gone_offline(node, public)
     await push(sub, "old score", vapid, headers={"Topic": "score"})
     await push(sub, "new score", vapid, headers={"Topic": "score"})
     now_or_never = await push(sub, "gone", vapid, ttl=0)
@@ -208,8 +216,7 @@ async def test_topic_replaces_and_ttl_0_is_never_kept_and_delete_takes_back(node
     async with httpx.AsyncClient() as http:
         assert (await http.delete(taken.headers["Location"])).status_code == 204
         assert (await http.delete(taken.headers["Location"])).status_code == 404
-    again = Browser(node, uaid=browser.uaid)
-    again.private, again.auth = browser.private, browser.auth
+    again = browser.same_browser()
     await again.connect()
     assert again.decrypt(await again.recv()) == b"new score"
     await again.nothing()
@@ -308,8 +315,7 @@ async def test_an_unknown_uaid_is_replaced_and_a_new_connection_takes_over(node:
     first = Browser(node)
     await first.connect()
     sub = await first.subscribe()
-    second = Browser(node, uaid=first.uaid)
-    second.private, second.auth = first.private, first.auth
+    second = first.same_browser()
     await second.connect()
     assert (await push(sub, "to the newest", None)).status_code == 201
     assert second.decrypt(await second.recv()) == b"to the newest"
@@ -365,8 +371,7 @@ async def test_an_ack_right_behind_a_hello_does_not_break_the_connection(node: N
     await first.connect()
     sub = await first.subscribe()
     await first.close()
-    again = Browser(node, uaid=first.uaid)
-    again.private, again.auth = first.private, first.auth
+    again = first.same_browser()
     again.ws = await connect(again.url, subprotocols=["push-notification"])  # type: ignore[list-item]
     # the hello of a known uaid takes a store read: the ack comes before it is answered
     await again.send({"messageType": "hello", "uaid": first.uaid, "use_webpush": True})
@@ -384,10 +389,7 @@ async def test_a_browser_gets_everything_that_waits_however_much_in_pages(tmp_pa
     async with running_node(
         tmp_path / "data", webpush_pending_max=2000, send_buffer_bytes=300_000
     ) as node:
-        browser = Browser(node)
-        await browser.connect()
-        sub = await browser.subscribe()
-        await browser.close()
+        browser, sub = await gone_offline(node, None)
         headers = {"TTL": "600", "Content-Encoding": "aes128gcm"}
         async with httpx.AsyncClient() as http:
 
@@ -427,10 +429,7 @@ async def test_a_ttl_too_long_to_read_is_cut_to_the_longest(node: Node) -> None:
 
 async def test_a_push_sent_live_between_pages_is_not_sent_again(tmp_path: Path) -> None:
     async with running_node(tmp_path / "data", webpush_pending_max=1000) as node:
-        browser = Browser(node)
-        await browser.connect()
-        sub = await browser.subscribe()
-        await browser.close()
+        browser, sub = await gone_offline(node, None)
         headers = {"TTL": "600", "Content-Encoding": "aes128gcm"}
         async with httpx.AsyncClient() as http:
             for _ in range(150):

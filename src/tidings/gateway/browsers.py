@@ -97,10 +97,9 @@ class Browsers:
         """Pushes may have been lost on the bus: send each browser here what waits for it
         (what is in flight unacked goes again; browsers drop a version they have seen)."""
         for uaid, link in list(self.links.items()):
-            waiting = await self.webpush.pending(uaid)
-            if waiting and not link.closed and self.links.get(uaid) is link:
-                for message in waiting:
-                    link.session.notify_channel(message)
+            if not link.closed:
+                self.live[uaid] = set()  # as after a hello: pages, the next on acks
+                await self._send_page(link, uaid)
                 link.flush()
 
     def on_pushed(self, event: WebPushed) -> None:
