@@ -95,6 +95,11 @@ def test_quota_receipts_with_different_counts_are_not_merged() -> None:
         ("fe80::1%eth0", False),
         ("fc00::1", False),
         ("::ffff:127.0.0.1", False),
+        ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a01:203", False),  # NAT64 of 10.1.2.3
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("64:ff9b::808:808", True),  # NAT64 of a public address
         ("224.0.0.1", False),
     ],
 )

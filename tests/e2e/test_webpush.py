@@ -304,6 +304,8 @@ async def test_bad_browser_frames_get_clear_answers(node: Node) -> None:
         {"messageType": "register", "channelID": sub["channelID"], "key": key_now}
     )
     assert taken["status"] == 409  # the same channel with another key
+    shouted = await browser.call({"messageType": "register", "channelID": sub["channelID"].upper()})
+    assert shouted["status"] == 200 and shouted["pushEndpoint"] == sub["endpoint"]  # one channel
     await browser.close()
 
 

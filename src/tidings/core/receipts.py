@@ -77,10 +77,20 @@ def payload(group: Sequence[Receipt]) -> dict[str, Any]:
     return data
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the well-known NAT64 prefix
+_COMPAT = ipaddress.ip_network("::/96")  # IPv4-compatible (deprecated, still routed by some)
+
+
 def _public(address: str) -> bool:
+    """A global unicast address, and so is any IPv4 address it carries (mapped, compatible,
+    NAT64, 6to4): each of those can lead to a private or loopback IPv4 host."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and (ip in _NAT64 or ip in _COMPAT) and int(ip) > 1:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and not _public(str(embedded)):
+            return False
     return ip.is_global and not ip.is_multicast
 
 

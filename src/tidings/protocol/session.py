@@ -566,13 +566,13 @@ class DeviceSession:
         except ValueError as exc:
             self.channel_refused(str(channel_id), 400, f"key: {exc}")
             return []
-        return [ChannelRegister(str(channel_id), raw)]
+        return [ChannelRegister(str(channel_id).lower(), raw)]  # a UUID: any case, one channel
 
     def _on_unregister(self, obj: dict[str, Any]) -> list[Event]:
         channel_id = obj.get("channelID")
         if not valid_channel_id(channel_id):
             raise _BadFrame(codes.BAD_FRAME, "channelID must be a UUID")
-        return [ChannelUnregister(str(channel_id))]
+        return [ChannelUnregister(str(channel_id).lower())]
 
     def _on_click(self, obj: dict[str, Any]) -> list[Event]:
         reg_id, app_id = self._registered(obj, None)
