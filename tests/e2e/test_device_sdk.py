@@ -43,6 +43,23 @@ async def test_close_stops_run_while_connecting_or_backing_off(node: Node, app: 
     await asyncio.wait_for(runner, 2)
 
 
+async def test_close_stops_run_while_a_silent_host_holds_the_handshake() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the connection, never answers the upgrade
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = DeviceClient(f"ws://127.0.0.1:{port}")
+    runner = asyncio.ensure_future(client.run())
+    await asyncio.sleep(0.3)  # the handshake waits (its own timeout is 10 s)
+    await client.close()
+    await asyncio.wait_for(runner, 2)
+    server.close()
+    await server.wait_closed()
+
+
 async def test_run_keeps_retrying_however_long_the_gateway_is_down() -> None:
     # with the default backoff about 1,000 failed tries take 4 hours: a phone offline overnight
     client = DeviceClient(

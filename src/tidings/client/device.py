@@ -160,6 +160,7 @@ class DeviceClient:
         self._ws: ClientConnection | None = None
         self._closing = False
         self._wake = asyncio.Event()  # set by close(): ends a backoff sleep at once
+        self._attempt: asyncio.Future[None] | None = None  # the connection being made or used
         self._registered: dict[str, asyncio.Future[str]] = {}
         self._pending: dict[str, asyncio.Future[CommandResult]] = {}
         self._consents: dict[str, asyncio.Future[ConsentResult]] = {}
@@ -214,8 +215,12 @@ class DeviceClient:
         self._wake.clear()
         while not self._closing:
             started = time.monotonic()
+            self._attempt = attempt_task = asyncio.ensure_future(self._session())
             try:
-                await self._session()
+                await attempt_task
+            except asyncio.CancelledError:
+                if not (self._closing and attempt_task.cancelled()):
+                    raise  # run() itself was cancelled (close() cancels only the attempt)
             except RegistrationError:
                 raise
             except GatewayProtocolError as exc:
@@ -244,6 +249,8 @@ class DeviceClient:
         self._wake.set()
         if self._ws is not None:
             await self._ws.close()
+        elif self._attempt is not None and not self._attempt.done():
+            self._attempt.cancel()  # still opening (a host that does not answer): stop now
         if self._dirty:
             self.save_state()
 
