@@ -47,18 +47,15 @@ def decode(data: bytes) -> tuple[str, BusEvent | None]:
             return node, None
         fields = dict(obj["event"])
         cls = _TYPES[kind]
-    except (KeyError, TypeError, orjson.JSONDecodeError) as exc:
-        raise ValueError(f"not a bus message: {exc}") from exc
-    for name in ("reg_ids", "topics"):
-        if name in fields:
-            fields[name] = tuple(fields[name])
-    if "kind" in fields:
-        fields["kind"] = TargetKind(fields["kind"])
-    if "topic_op" in fields:
-        fields["topic_op"] = TopicOp(fields["topic_op"])
-    if cls is WebPushed:
-        fields["message"] = WebPushMessage(**fields["message"])
-    try:
+        for name in ("reg_ids", "topics"):
+            if name in fields:
+                fields[name] = tuple(fields[name])
+        if "kind" in fields:
+            fields["kind"] = TargetKind(fields["kind"])
+        if "topic_op" in fields:
+            fields["topic_op"] = TopicOp(fields["topic_op"])
+        if cls is WebPushed:
+            fields["message"] = WebPushMessage(**fields["message"])
         return node, cls(**fields)
-    except TypeError as exc:
+    except (KeyError, TypeError, ValueError) as exc:  # orjson's decode error is a ValueError
         raise ValueError(f"not a bus message: {exc}") from exc

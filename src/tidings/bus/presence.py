@@ -8,7 +8,9 @@ Writes are guarded by the connection time (``connected_at``): a node's late "att
 overwrites a newer connection's entry, and its "detached" only removes its own entry, so a stale
 node cannot clear a fresh connection made on another node. They are queued and written together
 every ``FLUSH_S`` (a reconnect storm is a few pipelines, not a round trip per device); while Redis
-is away they wait, the newest per device, and go when it is back.
+is away they wait, the newest per device, and go when it is back. A beat that finds the node's key
+gone (Redis restarted without its data, or the node was away longer than the TTL) writes every
+device held here again.
 """
 
 from __future__ import annotations
@@ -104,14 +106,22 @@ class RedisPresence:
         while not self._stopping:
             try:
                 if time.monotonic() >= beat_at:
-                    await self.redis.set(self.node_key + self.node, b"1", ex=HEARTBEAT_TTL_S)
+                    key = self.node_key + self.node
+                    if await self.redis.set(key, b"1", ex=HEARTBEAT_TTL_S, get=True) is None:
+                        self._write_all()  # Redis lost our keys (restarted empty, say)
                     beat_at = time.monotonic() + HEARTBEAT_S
                 await self._flush()
             except (RedisError, OSError) as exc:
                 raise_if_cancelled(exc)
                 log.warning("presence: cannot write to Redis (%s); retrying", exc)
+                beat_at = 0.0  # beat as soon as it is back: it may have lost our keys
                 await asyncio.sleep(1.0)
             await asyncio.sleep(FLUSH_S)
+
+    def _write_all(self) -> None:
+        """Write every device held here again (a newer change waiting for one is kept)."""
+        for reg_id, entry in self._values.items():
+            self._pending.setdefault(reg_id, (True, entry))
 
     async def _flush(self) -> None:
         if not self._pending:

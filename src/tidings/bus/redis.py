@@ -6,8 +6,8 @@ commit, so an event lost with Redis only delays a delivery. To bound that delay,
 
 - a node whose subscription was cut (Redis restarted, the network failed) asks its handlers to
   **rescan** (look in the store for every device connected to it) once it is subscribed again;
-- a node that could not publish an event sends a rescan notice once Redis takes its messages
-  again, and every node that hears it rescans.
+- a node that could not publish an event (Redis down, or too slow to answer) sends a rescan notice
+  once Redis takes its messages again, retrying on its own, and every node that hears it rescans.
 
 A send never fails because Redis is down: it was committed, and answering an error would make
 the sender send it again.
@@ -44,6 +44,7 @@ class RedisBus:
         self._rescans: list[Callable[[], None]] = []
         self.missed = False  # an event of ours did not reach Redis: tell the others
         self._listener: asyncio.Task[None] | None = None
+        self._notifier: asyncio.Task[None] | None = None  # sends the rescan notice
         self._closing = False
         self.subscribed = asyncio.Event()
 
@@ -64,21 +65,33 @@ class RedisBus:
     async def close(self) -> None:
         self._closing = True
         await stop_task(self._listener)
+        await stop_task(self._notifier)
         await self._local.close()
         await self.redis.aclose()
 
-    async def _send(self, data: bytes) -> bool:
+    async def _send(self, data: bytes) -> None:
         try:
-            if self.missed:  # first the notice for what we could not publish before
-                await self.redis.publish(self.channel, codec.encode(self.node, None))
-                self.missed = False
             await self.redis.publish(self.channel, data)
-            return True
         except (RedisError, OSError) as exc:
             if not self.missed:
                 log.warning("bus: cannot publish to Redis (%s); nodes will rescan", exc)
             self.missed = True
-            return False
+            if self._notifier is None or self._notifier.done():
+                self._notifier = asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        """Send the rescan notice as soon as Redis takes it (not only with our next event: there
+        may be none for a long time)."""
+        attempt = 0
+        while self.missed and not self._closing:
+            await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
+            attempt += 1
+            self.missed = False  # (a publish failing meanwhile sets it again: one more notice)
+            try:
+                await self.redis.publish(self.channel, codec.encode(self.node, None))
+            except (RedisError, OSError) as exc:
+                raise_if_cancelled(exc)
+                self.missed = True
 
     async def _listen(self) -> None:
         attempt, first = 0, True
@@ -92,8 +105,6 @@ class RedisBus:
                 if not first:  # away for a while: what was published meanwhile is lost to us
                     self._rescan()
                 first, attempt = False, 0
-                if self.missed:
-                    await self._send(codec.encode(self.node, None))
                 async for message in pubsub.listen():
                     self._receive(message)
             except (RedisError, OSError) as exc:
