@@ -10,15 +10,19 @@ browser has acked the last (however much waits, and never more at once than its 
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from tidings.bus.events import WebPushed
 from tidings.core.webpush_service import WebPushService
+from tidings.errors import TidingsError
 from tidings.protocol import codes
 from tidings.protocol.session import ChannelRegister, ChannelUnregister
 
 if TYPE_CHECKING:
     from tidings.gateway.hub import Link
+
+log = logging.getLogger("tidings.gateway")
 
 BrowserEvent = ChannelRegister | ChannelUnregister  # acks: Hub.handle
 PAGE = 100  # waiting messages sent at a time: 100 bodies of 4 KiB stay under the send buffer
@@ -99,7 +103,11 @@ class Browsers:
         for uaid, link in list(self.links.items()):
             if not link.closed:
                 self.live[uaid] = set()  # as after a hello: pages, the next on acks
-                await self._send_page(link, uaid)
+                try:
+                    await self._send_page(link, uaid)
+                except TidingsError as exc:  # the others still get theirs
+                    log.warning("rescan: cannot read what waits for a browser: %s", exc)
+                    continue
                 link.flush()
 
     def on_pushed(self, event: WebPushed) -> None:
