@@ -11,9 +11,7 @@ from xmpush.APISender import APISender
 
 from tests.e2e.helpers import Phone, point_xmpush_at
 from tests.e2e.test_mipush_sdk import call, message
-from tests.e2e.test_scale_out import pg_clean, two_nodes
-
-__all__ = ["pg_clean"]
+from tests.e2e.test_scale_out import two_nodes
 
 BAD = [
     b"not json",

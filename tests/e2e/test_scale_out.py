@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-import pytest
 from xmpush.APISender import APISender
 from xmpush.APITools import APITools
 
@@ -22,14 +20,6 @@ from tests.e2e.test_webpush import Browser
 from tests.redis_server import RedisServer
 from tidings.core.models import NewApp
 from tidings.node import Node
-
-
-@pytest.fixture
-def pg_clean(pg_url: str) -> Iterator[str]:
-    """The session's PostgreSQL database, emptied before and after the test."""
-    clean(pg_url)
-    yield pg_url
-    clean(pg_url)
 
 
 @contextlib.asynccontextmanager
@@ -49,18 +39,6 @@ async def two_nodes(
             yield a, b, redis
     finally:
         redis.kill()
-
-
-def clean(pg_url: str) -> None:
-    """A clean database for these nodes: the control store's schema and every region's."""
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        regions = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tidings\\_%'"
-        ).fetchall()
-        for (name,) in regions:
-            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
 
 
 async def test_two_nodes_deliver_each_others_sends_and_survive_a_redis_restart(

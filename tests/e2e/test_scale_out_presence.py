@@ -9,9 +9,7 @@ from xmpush.APITools import APITools
 
 from tests.e2e.helpers import Phone, point_xmpush_at
 from tests.e2e.test_mipush_sdk import PKG, call
-from tests.e2e.test_scale_out import pg_clean, two_nodes
-
-__all__ = ["pg_clean"]
+from tests.e2e.test_scale_out import two_nodes
 
 
 async def test_a_device_stays_online_for_other_nodes_after_a_redis_restart(

@@ -10,9 +10,7 @@ from xmpush.APISender import APISender
 
 from tests.e2e.helpers import Phone, point_xmpush_at
 from tests.e2e.test_mipush_sdk import call, message
-from tests.e2e.test_scale_out import pg_clean, two_nodes
-
-__all__ = ["pg_clean"]
+from tests.e2e.test_scale_out import two_nodes
 
 
 async def test_an_event_redis_did_not_take_in_time_reaches_the_other_node(
