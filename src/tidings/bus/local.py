@@ -26,6 +26,10 @@ class LocalBus:
         pass
 
     async def publish(self, event: BusEvent) -> None:
+        self.deliver(event)
+
+    def deliver(self, event: BusEvent) -> None:
+        """Hand an event to every handler (also what the Redis bus hears from other nodes)."""
         for handler in self.handlers:
             try:
                 handler(event)

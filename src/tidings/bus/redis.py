@@ -132,11 +132,7 @@ class RedisBus:
         if event is None:
             self._rescan()
             return
-        for handler in self._local.handlers:
-            try:
-                handler(event)
-            except Exception:  # a broken subscriber must not stop the bus
-                log.exception("bus handler failed for %s", type(event).__name__)
+        self._local.deliver(event)
 
     def _rescan(self) -> None:
         for handler in self._rescans:

@@ -32,6 +32,11 @@ MAX_CHANNELS = 256  # Web Push subscriptions of one browser
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
+def _well_formed(name: str) -> bool:
+    """An endpoint token or message version as Tidings makes them (base64url, at most 64)."""
+    return 0 < len(name) <= 64 and _TOKEN_CHARS.issuperset(name)
+
+
 def _gone() -> PushRefused:
     return PushRefused(410, ERRNO_GONE, "no such subscription: it was removed or never made")
 
@@ -77,7 +82,7 @@ class WebPushService:
         """Take a message posted to a push endpoint: its version and the TTL applied.
         :class:`PushRefused` when the endpoint is gone or the request is not acceptable."""
         found = None
-        if 0 < len(token) <= 64 and _TOKEN_CHARS.issuperset(token):
+        if _well_formed(token):
             found = await self.store.webpush_channel(token)
         if found is None:
             raise _gone()
@@ -112,6 +117,6 @@ class WebPushService:
 
     async def take_back(self, version: str) -> bool:
         """The application server deletes its message before delivery (RFC 8030 section 7)."""
-        if not 0 < len(version) <= 64 or not _TOKEN_CHARS.issuperset(version):
+        if not _well_formed(version):
             return False
         return await self.store.webpush_delete(version)
